@@ -1,0 +1,51 @@
+"""PAX: neural-network modules for JAX that are plain pytrees.
+
+Modules create their parameters eagerly in ``__init__`` from explicit sizes and
+rng keys; there is no transform step. See README.md and DESIGN.md.
+"""
+
+from . import nn as nn
+from ._core.errors import LeakedTracerError as LeakedTracerError
+from ._core.errors import MutationError as MutationError
+from ._core.errors import UnknownAttributeError as UnknownAttributeError
+from ._core.module import Module as Module
+from ._core.module import ParameterModule as ParameterModule
+from ._core.module import StateModule as StateModule
+from ._core.module import is_module as is_module
+from ._core.module import parameters_method as parameters_method
+from ._core.pure import module_and_value as module_and_value
+from ._core.pure import pure as pure
+from ._core.pure import purecall as purecall
+from ._core.rng import RngSeq as RngSeq
+from ._core.rng import next_rng_key as next_rng_key
+from ._core.rng import seed_rng_key as seed_rng_key
+from ._core.transforms import enable_eval_mode as enable_eval_mode
+from ._core.transforms import enable_train_mode as enable_train_mode
+from ._core.transforms import freeze_parameters as freeze_parameters
+from ._core.transforms import select_parameters as select_parameters
+from ._core.transforms import unfreeze_parameters as unfreeze_parameters
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "LeakedTracerError",
+    "Module",
+    "MutationError",
+    "ParameterModule",
+    "RngSeq",
+    "StateModule",
+    "UnknownAttributeError",
+    "enable_eval_mode",
+    "enable_train_mode",
+    "freeze_parameters",
+    "is_module",
+    "module_and_value",
+    "next_rng_key",
+    "nn",
+    "parameters_method",
+    "pure",
+    "purecall",
+    "seed_rng_key",
+    "select_parameters",
+    "unfreeze_parameters",
+]

@@ -1,0 +1,1 @@
+"""The PAX core: pytree modules, purity and randomness. See README.md here."""

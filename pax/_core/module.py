@@ -1,0 +1,938 @@
+"""``pax.Module``: a Python object that is a JAX pytree.
+
+How a module becomes a pytree (the design, in short; see README.md here):
+
+* While ``__init__`` runs, attributes are plain assignments.
+* When ``__init__`` returns, the metaclass classifies every attribute *once*
+  into a :class:`_Spec`: *children* (arrays, submodules, and containers of
+  them) and *static* data (everything else). The spec is the pytree's aux
+  data, so it is hashed once and compared by identity on the hot path.
+* ``flatten`` returns the children named by the spec and the spec itself;
+  ``unflatten`` builds ``__dict__`` from the spec's static dict and the
+  children. Neither scans the instance.
+* A container that mixes dynamic leaves with static ones (``[Linear,
+  jax.nn.relu]``) is "exploded": each array/submodule inside it becomes one
+  child, and the container skeleton plus its static leaves live in the spec.
+* An assignment made later (inside :func:`pax.pure`) re-classifies only the
+  assigned attribute, and only when its kind or static value changes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import MutationError, UnknownAttributeError
+
+__all__ = [
+    "Module",
+    "ParameterModule",
+    "StateModule",
+    "parameters_method",
+    "is_module",
+]
+
+T = TypeVar("T", bound="Module")
+
+_ArrayImpl = type(jnp.zeros(()))  # the concrete array class, public route
+_ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
+_STATIC_FAST = (str, int, float, bool, complex, type, type(None), bytes)
+
+# Kinds of attribute.
+_CHILD = 0
+_STATIC = 1
+_MIXED = 2
+
+# Marker stored in the session slot while ``__init__`` runs.
+_INIT = object()
+# Marker for "every array attribute is trainable".
+_ALL = object()
+
+_MUTATION_MSG = (
+    "Cannot set attribute `{name}` of {module}: PAX modules are immutable "
+    "after `__init__`.\n"
+    "  * for a one-off change, build a new module: "
+    "`module = module.replace({name}=value)`;\n"
+    "  * for a call that updates state (BatchNorm statistics, dropout keys, "
+    "counters), run it on a copy: `module, y = pax.purecall(module, x)`, or "
+    "inside a function decorated with `@pax.pure` that returns the module."
+)
+
+
+def is_module(x: Any) -> bool:
+    """Return True if ``x`` is a :class:`pax.Module`."""
+    return isinstance(x, Module)
+
+
+def _is_array(x: Any) -> bool:
+    return type(x) is _ArrayImpl or isinstance(x, _ARRAY_TYPES)
+
+
+def _is_dynamic(x: Any) -> bool:
+    return type(x) is _ArrayImpl or isinstance(x, (*_ARRAY_TYPES, Module))
+
+
+def _is_tracer(x: Any) -> bool:
+    return isinstance(x, jax.Array) and type(x) is not _ArrayImpl
+
+
+def _safe_hash(value: Any) -> int:
+    try:
+        return hash(value)
+    except TypeError:
+        return hash(type(value))
+
+
+def _static_equal(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    if type(a) is not type(b):
+        return False
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - an odd __eq__ means "not equal"
+        return False
+
+
+class _AttrPathKey:
+    """Key entry for a leaf inside an exploded (mixed) container attribute.
+
+    ``str()`` gives the same text ``keystr`` would give for the real path, e.g.
+    ``.layers[0]``, so checkpoint keys do not depend on how the container is
+    stored.
+    """
+
+    __slots__ = ("name", "path", "_text")
+
+    def __init__(self, name: str, path: tuple):
+        self.name = name
+        self.path = path
+        self._text = "." + name + jax.tree_util.keystr(path)
+
+    def __str__(self) -> str:
+        return self._text
+
+    __repr__ = __str__
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _AttrPathKey) and other._text == self._text
+
+
+class _Mixed:
+    """Skeleton of a container that mixes dynamic and static leaves."""
+
+    __slots__ = ("treedef", "leaves", "dynamic", "keys")
+
+    def __init__(self, value: Any, name: str):
+        pairs, self.treedef = jax.tree_util.tree_flatten_with_path(
+            value, is_leaf=is_module
+        )
+        self.dynamic = tuple(i for i, (_, x) in enumerate(pairs) if _is_dynamic(x))
+        dyn = set(self.dynamic)
+        # static leaves kept in place; dynamic slots hold None
+        self.leaves = tuple(None if i in dyn else x for i, (_, x) in enumerate(pairs))
+        self.keys = tuple(_AttrPathKey(name, pairs[i][0]) for i in self.dynamic)
+
+    def split(self, value: Any) -> list:
+        leaves = self.treedef.flatten_up_to(value)
+        return [leaves[i] for i in self.dynamic]
+
+    def join(self, dynamic: list) -> Any:
+        leaves = list(self.leaves)
+        for i, x in zip(self.dynamic, dynamic):
+            leaves[i] = x
+        return self.treedef.unflatten(leaves)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _Mixed)
+            and self.treedef == other.treedef
+            and self.dynamic == other.dynamic
+            and all(map(_static_equal, self.leaves, other.leaves))
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.treedef, self.dynamic))
+
+
+def _classify(value: Any) -> int:
+    if type(value) is _ArrayImpl or isinstance(value, (*_ARRAY_TYPES, Module)):
+        return _CHILD
+    if isinstance(value, _STATIC_FAST) or callable(value) and not isinstance(
+        value, (list, tuple, dict)
+    ):
+        # functions, classes, dtypes, scalars: static. (A callable pytree node
+        # such as jax.tree_util.Partial falls through below.)
+        if not isinstance(value, jax.tree_util.Partial):
+            return _STATIC
+    leaves = jax.tree_util.tree_leaves(value, is_leaf=is_module)
+    flags = [_is_dynamic(x) for x in leaves]
+    if not any(flags):
+        return _STATIC
+    if all(flags):
+        return _CHILD
+    return _MIXED
+
+
+class _Spec:
+    """Per-instance-structure description: the pytree aux data of a module.
+
+    Instances that share a structure share one spec object (unflatten reuses
+    it), so jit cache checks usually hit the ``is`` fast path of ``__eq__``.
+    """
+
+    __slots__ = (
+        "cls",
+        "kinds",
+        "child_names",
+        "static",
+        "mixed",
+        "getter",
+        "keys",
+        "_hash",
+    )
+
+    def __init__(self, cls: type, kinds: dict, static: dict, mixed: dict):
+        self.cls = cls
+        self.kinds = kinds
+        self.child_names = tuple(n for n, k in kinds.items() if k != _STATIC)
+        self.static = static
+        self.mixed = mixed
+        names = self.child_names
+        if mixed:
+            self.getter = None
+        elif len(names) == 1:
+            name = names[0]
+            self.getter = lambda d: (d[name],)
+        elif names:
+            self.getter = operator.itemgetter(*names)
+        else:
+            self.getter = lambda d: ()
+        keys = []
+        for n in names:
+            if n in mixed:
+                keys.extend(mixed[n].keys)
+            else:
+                keys.append(jax.tree_util.GetAttrKey(n))
+        self.keys = tuple(keys)
+        self._hash = hash(
+            (
+                cls,
+                names,
+                tuple((k, _safe_hash(v)) for k, v in static.items()),
+                tuple(mixed.items()),
+            )
+        )
+
+    @classmethod
+    def build(cls, module_cls: type, d: dict) -> _Spec:
+        kinds, static, mixed = {}, {}, {}
+        for name, value in d.items():
+            kind = _classify(value)
+            kinds[name] = kind
+            if kind == _STATIC:
+                static[name] = value
+            elif kind == _MIXED:
+                mixed[name] = _Mixed(value, name)
+        return cls(module_cls, kinds, static, mixed)
+
+    def with_attr(self, name: str, value: Any) -> _Spec:
+        """The spec after ``name`` was assigned ``value`` (copy on write)."""
+        kind = _classify(value)
+        kinds = dict(self.kinds)
+        static = dict(self.static)
+        mixed = dict(self.mixed)
+        kinds.pop(name, None)
+        static.pop(name, None)
+        mixed.pop(name, None)
+        kinds[name] = kind
+        if kind == _STATIC:
+            static[name] = value
+        elif kind == _MIXED:
+            mixed[name] = _Mixed(value, name)
+        # keep attribute order stable for existing names
+        order = [n for n in self.kinds if n in kinds]
+        if name not in order:
+            order.append(name)
+        kinds = {n: kinds[n] for n in order}
+        static = {n: static[n] for n in order if n in static}
+        return _Spec(self.cls, kinds, static, mixed)
+
+    def without_attr(self, name: str) -> _Spec:
+        kinds = {n: k for n, k in self.kinds.items() if n != name}
+        static = {n: v for n, v in self.static.items() if n != name}
+        mixed = {n: v for n, v in self.mixed.items() if n != name}
+        return _Spec(self.cls, kinds, static, mixed)
+
+    # -- pytree hooks -----------------------------------------------------
+    def children(self, d: dict) -> tuple | list:
+        if self.getter is not None:
+            return self.getter(d)
+        out = []
+        mixed = self.mixed
+        for n in self.child_names:
+            if n in mixed:
+                out.extend(mixed[n].split(d[n]))
+            else:
+                out.append(d[n])
+        return out
+
+    def build_dict(self, children) -> dict:
+        d = self.static.copy()
+        if not self.mixed:
+            d.update(zip(self.child_names, children))
+            return d
+        it = iter(children)
+        for n in self.child_names:
+            if n in self.mixed:
+                info = self.mixed[n]
+                d[n] = info.join([next(it) for _ in info.dynamic])
+            else:
+                d[n] = next(it)
+        # restore attribute order
+        return {n: d[n] for n in self.kinds}
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if not isinstance(other, _Spec):
+            return False
+        return (
+            self._hash == other._hash
+            and self.cls is other.cls
+            and self.child_names == other.child_names
+            and self.static.keys() == other.static.keys()
+            and all(_static_equal(v, other.static[k]) for k, v in self.static.items())
+            and self.mixed == other.mixed
+        )
+
+    def __repr__(self) -> str:
+        return f"PaxSpec({self.cls.__name__}, children={self.child_names})"
+
+
+# ---------------------------------------------------------------------------
+# pytree registration
+# ---------------------------------------------------------------------------
+
+
+def _flatten(module: Module):
+    spec = _get_spec(module)
+    return spec.children(module.__dict__), spec
+
+
+def _flatten_with_keys(module: Module):
+    spec = _get_spec(module)
+    return list(zip(spec.keys, spec.children(module.__dict__))), spec
+
+
+def _unflatten(spec: _Spec, children) -> Module:
+    obj = object.__new__(spec.cls)
+    _set_dict(obj, spec.build_dict(children))
+    _set_spec(obj, spec)
+    _set_session(obj, None)
+    return obj
+
+
+def _format_value(value: Any) -> str:
+    if _is_array(value):
+        dtype = getattr(value, "dtype", None)
+        return f"{dtype}{list(np.shape(value))}"
+    if isinstance(value, Module):
+        return type(value).__name__
+    if inspect.isfunction(value) or inspect.isbuiltin(value) or inspect.isclass(value):
+        return getattr(value, "__name__", repr(value))
+    if callable(value) and hasattr(value, "__name__"):
+        return value.__name__
+    return repr(value)
+
+
+_SKIP_REPR_ARGS = frozenset({"self", "rng_key"})
+_SIGNATURES: dict[type, inspect.Signature | None] = {}
+_SIGNATURES_LOCK = threading.Lock()
+
+
+def _constructor_repr(cls: type, args: tuple, kwargs: dict) -> str:
+    sig = _SIGNATURES.get(cls, False)
+    if sig is False:
+        try:
+            sig = inspect.signature(cls.__init__)
+        except (TypeError, ValueError):
+            sig = None
+        with _SIGNATURES_LOCK:
+            _SIGNATURES[cls] = sig
+    parts = []
+    if sig is not None:
+        try:
+            bound = sig.bind(None, *args, **kwargs)
+        except TypeError:
+            bound = None
+        if bound is not None:
+            bound.apply_defaults()
+            for pname, value in bound.arguments.items():
+                param = sig.parameters[pname]
+                if pname in _SKIP_REPR_ARGS or value is None:
+                    continue
+                if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                    continue
+                parts.append(f"{pname}={_format_value(value)}")
+    if not parts:
+        return cls.__name__
+    return f"{cls.__name__}({', '.join(parts)})"
+
+
+class _ModuleMeta(type):
+    """Runs ``__init__`` in an open (mutable) state, then freezes the module."""
+
+    def __call__(cls, *args, **kwargs):
+        obj = cls.__new__(cls)
+        _set_session(obj, _INIT)
+        _set_spec(obj, None)
+        d = obj.__dict__
+        d["_training"] = True
+        d["name"] = None
+        obj.__init__(*args, **kwargs)
+        d["_pax_repr"] = _constructor_repr(cls, args, kwargs)
+        _check_declared_parameters(obj)
+        _set_spec(obj, _Spec.build(cls, d))
+        _set_session(obj, None)
+        return obj
+
+
+def _check_declared_parameters(module: Module) -> None:
+    names = getattr(type(module).parameters, "_pax_trainable", _ALL)
+    if names is _ALL or names is None:
+        return
+    missing = [n for n in names if n not in module.__dict__]
+    if missing:
+        raise ValueError(
+            f"{type(module).__name__} declares trainable parameters "
+            f"{', '.join(map(repr, names))} with `pax.parameters_method`, but "
+            f"`__init__` did not set {', '.join(f'`{n}`' for n in missing)}. "
+            "Assign every declared attribute in `__init__` (use `None` for an "
+            "unused one, e.g. `self.bias = None`)."
+        )
+
+
+# ---------------------------------------------------------------------------
+# trainable-parameter selection
+# ---------------------------------------------------------------------------
+
+
+def _select(value: Any, keep_arrays: bool) -> Any:
+    """Keep submodules' own parameters, keep or drop (None) arrays."""
+    if isinstance(value, Module):
+        return value.parameters()
+    if _is_array(value):
+        return value if keep_arrays else None
+
+    def leaf(x):
+        if isinstance(x, Module):
+            return x.parameters()
+        if _is_array(x):
+            return x if keep_arrays else None
+        return x
+
+    return jax.tree_util.tree_map(leaf, value, is_leaf=is_module)
+
+
+def _parameters_impl(module: T, trainable: Any) -> T:
+    spec = _get_spec(module)
+    frozen = module.__dict__.get("_pax_frozen", False)
+    d = dict(module.__dict__)
+    for name in spec.child_names:
+        keep = not frozen and (trainable is _ALL or name in trainable)
+        d[name] = _select(d[name], keep)
+    return _new_like(module, d, spec)
+
+
+def parameters_method(*trainable: str) -> Callable[[Module], Module]:
+    """Declare which attributes of a module class are trainable parameters.
+
+    Use it as a class attribute. The named attributes (arrays or containers of
+    arrays) are trainable; every other array attribute of the class is
+    non-trainable state. Submodules always decide for themselves.
+
+    Args:
+      *trainable: attribute names, each assigned in ``__init__``.
+
+    Returns:
+      A ``parameters`` method: ``module.parameters()`` returns a module of the
+      same structure whose non-trainable leaves are ``None``.
+
+    Example:
+
+    >>> import jax.numpy as jnp, pax
+    >>> class Scale(pax.Module):
+    ...     parameters = pax.parameters_method("scale")
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.scale = jnp.ones((2,))
+    ...         self.calls = jnp.array(0)      # state, not trainable
+    >>> p = Scale().parameters()
+    >>> p.scale, p.calls
+    (Array([1., 1.], dtype=float32), None)
+    """
+    for name in trainable:
+        if not isinstance(name, str):
+            raise TypeError(
+                f"pax.parameters_method expects attribute names (str), got {name!r}"
+            )
+    names = frozenset(trainable)
+
+    def parameters(self):
+        return _parameters_impl(self, names)
+
+    parameters._pax_trainable = tuple(trainable)
+    parameters.__doc__ = (
+        f"Trainable parameters ({', '.join(trainable) or 'none of its own'}); "
+        "other leaves are None."
+    )
+    return parameters
+
+
+# ---------------------------------------------------------------------------
+# low-level helpers (slot access; the only code that bypasses immutability)
+# ---------------------------------------------------------------------------
+
+def _new_like(module: T, d: dict, spec: _Spec | None = None) -> T:
+    """A new immutable instance of ``type(module)`` with ``__dict__ = d``.
+
+    ``spec`` must describe ``d``; if None it is rebuilt from scratch.
+    """
+    obj = object.__new__(type(module))
+    _set_dict(obj, d)
+    _set_spec(obj, spec if spec is not None else _Spec.build(type(module), d))
+    _set_session(obj, None)
+    return obj
+
+
+def _children_values(module: Module) -> list:
+    d = module.__dict__
+    return [d[n] for n in _get_spec(module).child_names]
+
+
+def _iter_submodules(value: Any) -> Iterator[Module]:
+    """Direct submodules inside an attribute value."""
+    if isinstance(value, Module):
+        yield value
+        return
+    if _is_array(value):
+        return
+    for x in jax.tree_util.tree_leaves(value, is_leaf=is_module):
+        if isinstance(x, Module):
+            yield x
+
+
+def _map_modules(module: T, fn: Callable[[Module], Module]) -> T:
+    """Rebuild ``module`` bottom-up, applying ``fn`` to every module."""
+    spec = _get_spec(module)
+    d = dict(module.__dict__)
+
+    def sub(x):
+        return _map_modules(x, fn) if isinstance(x, Module) else x
+
+    for name in spec.child_names:
+        value = d[name]
+        if isinstance(value, Module):
+            new = _map_modules(value, fn)
+        elif _is_array(value):
+            continue
+        else:
+            new = jax.tree_util.tree_map(sub, value, is_leaf=is_module)
+        d[name] = new
+    return fn(_new_like(module, d, spec))
+
+
+class Module(metaclass=_ModuleMeta):
+    """Base class of every PAX module: a Python object that is a pytree.
+
+    Create parameters in ``__init__`` from explicit sizes and an rng key. After
+    ``__init__`` the module is immutable: change it functionally
+    (:meth:`replace`, :meth:`train`, ...) or inside :func:`pax.pure`.
+
+    Children and static data:
+      * arrays, submodules and lists/tuples/dicts holding them are pytree
+        children (leaves that ``jax.jit``/``jax.grad`` see);
+      * everything else (ints, strings, functions, dtypes) is static aux data.
+    Which attribute is which is decided once, when ``__init__`` returns.
+
+    Trainable vs non-trainable: declare trainable attributes with
+    ``parameters = pax.parameters_method("weight", ...)``; other arrays are
+    state (running statistics, rng keys, counters).
+
+    Sharing: a submodule or array stored under two attributes is two separate
+    leaves after a flatten/unflatten round trip (every ``jax.jit`` call, every
+    ``pax.pure`` call): updates to one are not seen through the other. Tie
+    weights explicitly, by storing them once and reading them from there.
+
+    Example:
+
+    >>> import jax, jax.numpy as jnp, pax
+    >>> class Affine(pax.Module):
+    ...     parameters = pax.parameters_method("weight", "bias")
+    ...     def __init__(self, in_dim, out_dim, *, rng_key=None):
+    ...         super().__init__()
+    ...         rng_key = pax.next_rng_key() if rng_key is None else rng_key
+    ...         self.weight = jax.random.normal(rng_key, (in_dim, out_dim))
+    ...         self.bias = jnp.zeros((out_dim,))
+    ...     def __call__(self, x):            # x: [..., in_dim]
+    ...         return x @ self.weight + self.bias  # [..., out_dim]
+    >>> f = Affine(2, 3, rng_key=jax.random.PRNGKey(0))
+    >>> f
+    Affine(in_dim=2, out_dim=3)
+    >>> jax.jit(lambda m, x: m(x))(f, jnp.ones((4, 2))).shape
+    (4, 3)
+    """
+
+    __slots__ = ("__dict__", "__weakref__", "_pax_spec", "_pax_session")
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        jax.tree_util.register_pytree_with_keys(
+            cls, _flatten_with_keys, _unflatten, _flatten
+        )
+
+    def __init__(self, name: str | None = None):
+        """Set the module's name (``None`` by default)."""
+        self.name = name
+
+    # -- immutability -----------------------------------------------------
+    def __setattr__(self, name: str, value: Any) -> None:
+        session = _get_session(self)
+        if session is _INIT:
+            self.__dict__[name] = value
+            return
+        if session is None:
+            raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
+        spec = _get_spec(self)
+        kind = spec.kinds.get(name)
+        if not (kind == _CHILD and _is_dynamic(value)):
+            _set_spec(self, spec.with_attr(name, value))
+        self.__dict__[name] = value
+        if _is_tracer(value):
+            session.record_tracer(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        session = _get_session(self)
+        if session is None:
+            raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
+        del self.__dict__[name]
+        if session is not _INIT:
+            _set_spec(self, _get_spec(self).without_attr(name))
+
+    # -- inspection ---------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        """True in training mode (the default), False after :meth:`eval`."""
+        return self.__dict__["_training"]
+
+    def __repr__(self) -> str:
+        return self.__dict__.get("_pax_repr", type(self).__name__)
+
+    def submodules(self) -> list[Module]:
+        """The direct submodules, in attribute order (containers included)."""
+        out = []
+        for value in _children_values(self):
+            out.extend(_iter_submodules(value))
+        return out
+
+    def summary(self) -> str:
+        """A tree of the module and its submodules, one per line.
+
+        >>> import pax
+        >>> print(pax.RngSeq(seed=0).summary())
+        RngSeq(seed=0)
+        """
+        lines = [self._summary_line()]
+        subs = self.submodules()
+        for i, sub in enumerate(subs):
+            last = i == len(subs) - 1
+            sub_lines = sub.summary().split("\n")
+            lines.append(("└── " if last else "├── ") + sub_lines[0])
+            pad = "    " if last else "│   "
+            lines.extend(pad + line for line in sub_lines[1:])
+        return "\n".join(lines)
+
+    def _summary_line(self) -> str:
+        return repr(self)
+
+    # -- trainable parameters ----------------------------------------------
+    def parameters(self: T) -> T:
+        """This module's trainable parameters, in a module of the same type.
+
+        Non-trainable leaves are replaced by ``None`` (an empty pytree), so the
+        result is fit for ``jax.grad`` and optax. A plain ``Module`` has no
+        trainable arrays of its own (declare them with
+        :func:`pax.parameters_method`); its submodules contribute theirs.
+        """
+        return _parameters_impl(self, frozenset())
+
+    parameters._pax_trainable = ()
+
+    def update_parameters(self: T, params: T) -> T:
+        """Return a copy with trainable leaves taken from ``params``.
+
+        ``params`` is what :meth:`parameters` returned (possibly transformed:
+        gradients, optimizer updates); its ``None`` leaves keep this module's
+        values. Raises ``ValueError`` naming the first differing path if the
+        structures or shapes do not match.
+        """
+        leaves, treedef = jax.tree_util.tree_flatten(self)
+        p_leaves, p_treedef = jax.tree_util.tree_flatten(params, is_leaf=_is_none)
+        if treedef != p_treedef:
+            _check_same_paths(self, params, "update_parameters")
+        new = []
+        for leaf, p in zip(leaves, p_leaves):
+            if p is None:
+                new.append(leaf)
+                continue
+            if np.shape(p) != np.shape(leaf):
+                _raise_shape_mismatch(self, params, "update_parameters")
+            new.append(p)
+        return jax.tree_util.tree_unflatten(treedef, new)
+
+    # -- functional updates -------------------------------------------------
+    def replace(self: T, **attrs: Any) -> T:
+        """A copy with the given attributes replaced.
+
+        >>> import jax.numpy as jnp, pax
+        >>> seq = pax.RngSeq(seed=0)
+        >>> seq.replace(_rng_key=jnp.zeros((2,), jnp.uint32))._rng_key
+        Array([0, 0], dtype=uint32)
+
+        Raises:
+          UnknownAttributeError: (a ``ValueError``) for a name the module does
+            not have; use :meth:`set_attribute` to add one.
+        """
+        d = self.__dict__
+        for name in attrs:
+            if name not in d:
+                known = ", ".join(n for n in d if not n.startswith("_pax"))
+                raise UnknownAttributeError(
+                    f"{type(self).__name__}.replace: unknown attribute `{name}` "
+                    f"(attributes: {known}). Use `set_attribute` to add a new one."
+                )
+        return self._with_attrs(attrs)
+
+    def set_attribute(self: T, name: str, value: Any) -> T:
+        """A copy with attribute ``name`` set to ``value`` (may be new)."""
+        return self._with_attrs({name: value})
+
+    def _with_attrs(self: T, attrs: Mapping[str, Any]) -> T:
+        spec = _get_spec(self)
+        d = dict(self.__dict__)
+        for name, value in attrs.items():
+            kind = spec.kinds.get(name)
+            if not (kind == _CHILD and _is_dynamic(value)):
+                spec = spec.with_attr(name, value)
+            d[name] = value
+        return _new_like(self, d, spec)
+
+    def replace_node(self: T, node: Any, value: Any) -> T:
+        """A copy where ``node`` (a submodule or array, found by identity) is
+        replaced by ``value``.
+
+        Raises ``ValueError`` if ``node`` is not part of this module.
+        """
+        found = []
+
+        def is_target(x):
+            if x is node:
+                found.append(x)
+                return True
+            return False
+
+        out = jax.tree_util.tree_map(
+            lambda x: value if x is node else x, self, is_leaf=is_target
+        )
+        if not found:
+            raise ValueError(
+                f"{type(self).__name__}.replace_node: the node to replace "
+                f"({_format_value(node)}) is not part of this module."
+            )
+        return out
+
+    def train(self: T) -> T:
+        """A copy with this module and every submodule in training mode."""
+        return _map_modules(self, lambda m: _with_static(m, "_training", True))
+
+    def eval(self: T) -> T:
+        """A copy with this module and every submodule in evaluation mode."""
+        return _map_modules(self, lambda m: _with_static(m, "_training", False))
+
+    def apply(self: T, fn: Callable[[Module], Module]) -> T:
+        """Apply ``fn`` to every submodule, bottom-up, then to this module.
+
+        ``fn`` receives a module whose submodules were already transformed and
+        returns a module.
+        """
+        return _map_modules(self, fn)
+
+    def map(self: T, fn: Callable[..., Any], *others: Any) -> T:
+        """``jax.tree_util.tree_map(fn, self, *others)``."""
+        return jax.tree_util.tree_map(fn, self, *others)
+
+    def copy(self: T) -> T:
+        """A new module of the same structure (arrays are shared: immutable)."""
+        leaves, treedef = jax.tree_util.tree_flatten(self)
+        return jax.tree_util.tree_unflatten(treedef, leaves)
+
+    # -- state dicts ----------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Every leaf keyed by its key path, e.g. ``{'.layers[0].weight': w}``."""
+        return {
+            jax.tree_util.keystr(path): leaf
+            for path, leaf in jax.tree_util.tree_flatten_with_path(self)[0]
+        }
+
+    def load_state_dict(self: T, state: Mapping[str, Any]) -> T:
+        """A copy whose leaves come from ``state`` (as :meth:`state_dict` gives).
+
+        Raises ``ValueError`` naming the first missing, extra, mis-shaped or
+        mis-typed entry.
+        """
+        pairs, treedef = jax.tree_util.tree_flatten_with_path(self)
+        keys = [jax.tree_util.keystr(p) for p, _ in pairs]
+        name = type(self).__name__
+        for key in keys:
+            if key not in state:
+                raise ValueError(f"{name}.load_state_dict: missing entry `{key}`.")
+        extra = [k for k in state if k not in set(keys)]
+        if extra:
+            raise ValueError(
+                f"{name}.load_state_dict: unexpected entry `{extra[0]}` "
+                "(not a leaf of this module)."
+            )
+        leaves = []
+        for key, (_, leaf) in zip(keys, pairs):
+            value = state[key]
+            if np.shape(value) != np.shape(leaf):
+                raise ValueError(
+                    f"{name}.load_state_dict: entry `{key}` has shape "
+                    f"{np.shape(value)}, expected {np.shape(leaf)}."
+                )
+            want = getattr(leaf, "dtype", None)
+            got = getattr(value, "dtype", None)
+            if want is not None and got is not None and want != got:
+                raise ValueError(
+                    f"{name}.load_state_dict: entry `{key}` has dtype {got}, "
+                    f"expected {want}."
+                )
+            leaves.append(jnp.asarray(value) if isinstance(leaf, jax.Array) else value)
+        return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+_slot_spec = Module.__dict__["_pax_spec"]
+_slot_session = Module.__dict__["_pax_session"]
+_get_spec = _slot_spec.__get__
+_set_spec = _slot_spec.__set__
+_get_session = _slot_session.__get__
+_set_session = _slot_session.__set__
+
+
+def _set_dict(obj: Module, d: dict) -> None:
+    object.__setattr__(obj, "__dict__", d)
+
+
+def _with_static(module: T, name: str, value: Any) -> T:
+    d = module.__dict__
+    if name in d and d[name] is value:
+        return module
+    spec = _get_spec(module).with_attr(name, value)
+    new = dict(d)
+    new[name] = value
+    return _new_like(module, new, spec)
+
+
+def _is_none(x: Any) -> bool:
+    return x is None
+
+
+def _paths(tree: Any, none_is_leaf: bool) -> list[str]:
+    pairs = jax.tree_util.tree_flatten_with_path(
+        tree, is_leaf=_is_none if none_is_leaf else None
+    )[0]
+    return [jax.tree_util.keystr(p) for p, _ in pairs]
+
+
+def _check_same_paths(module: Module, params: Any, where: str) -> None:
+    mine = _paths(module, none_is_leaf=False)
+    theirs = _paths(params, none_is_leaf=True)
+    if mine == theirs:
+        return
+    for i in range(max(len(mine), len(theirs))):
+        a = mine[i] if i < len(mine) else "<nothing>"
+        b = theirs[i] if i < len(theirs) else "<nothing>"
+        if a != b:
+            raise ValueError(
+                f"{type(module).__name__}.{where}: structure mismatch at leaf "
+                f"{i}: the module has `{a}`, the given tree has `{b}`. Pass what "
+                "`module.parameters()` returns (or a tree of the same structure)."
+            )
+
+
+def _raise_shape_mismatch(module: Module, params: Any, where: str) -> None:
+    mine = jax.tree_util.tree_flatten_with_path(module)[0]
+    theirs = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_none)[0]
+    for (path, a), (_, b) in zip(mine, theirs):
+        if b is not None and np.shape(a) != np.shape(b):
+            raise ValueError(
+                f"{type(module).__name__}.{where}: leaf "
+                f"`{jax.tree_util.keystr(path)}` has shape {np.shape(b)} in the "
+                f"given tree, expected {np.shape(a)}."
+            )
+
+
+class ParameterModule(Module):
+    """A module whose own array attributes are all trainable parameters.
+
+    Submodules keep their own classification.
+
+    >>> import jax.numpy as jnp, pax
+    >>> class Weights(pax.ParameterModule):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.w = jnp.ones((2,))
+    >>> Weights().parameters().w
+    Array([1., 1.], dtype=float32)
+    """
+
+    def parameters(self: T) -> T:
+        """Every array attribute of this module (submodules decide for theirs)."""
+        return _parameters_impl(self, _ALL)
+
+    parameters._pax_trainable = _ALL
+
+
+class StateModule(Module):
+    """A module whose own array attributes are all non-trainable state.
+
+    Submodules keep their own classification.
+
+    >>> import jax.numpy as jnp, pax
+    >>> class Stats(pax.StateModule):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.mean = jnp.zeros((2,))
+    >>> print(Stats().parameters().mean)
+    None
+    """
+
+    def parameters(self: T) -> T:
+        """No array attribute of this module is trainable."""
+        return _parameters_impl(self, frozenset())
+
+    parameters._pax_trainable = ()

@@ -1,0 +1,8 @@
+"""``pax.nn``: layers as pytree modules, one family per file.
+
+Every public layer class here is also exported at the top level (``pax.X``).
+"""
+
+from .._core.rng import RngSeq as RngSeq
+
+__all__ = ["RngSeq"]
