@@ -330,6 +330,9 @@ class _Spec:
 
 def _flatten(module: Module):
     spec = _get_spec(module)
+    getter = spec.getter
+    if getter is not None:
+        return getter(module.__dict__), spec
     return spec.children(module.__dict__), spec
 
 
@@ -339,10 +342,16 @@ def _flatten_with_keys(module: Module):
 
 
 def _unflatten(spec: _Spec, children) -> Module:
+    # Hot path (every jit call): no classification, no session slot (an unset
+    # session slot means "immutable", see `_session_of`).
     obj = object.__new__(spec.cls)
-    _set_dict(obj, spec.build_dict(children))
+    if spec.getter is not None:
+        d = spec.static.copy()
+        d.update(zip(spec.child_names, children))
+    else:
+        d = spec.build_dict(children)
+    _set_dict(obj, d)
     _set_spec(obj, spec)
-    _set_session(obj, None)
     return obj
 
 
@@ -611,7 +620,7 @@ class Module(metaclass=_ModuleMeta):
 
     # -- immutability -----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
-        session = _get_session(self)
+        session = _session_of(self)
         if session is _INIT:
             self.__dict__[name] = value
             return
@@ -626,7 +635,7 @@ class Module(metaclass=_ModuleMeta):
             session.record_tracer(self, name, value)
 
     def __delattr__(self, name: str) -> None:
-        session = _get_session(self)
+        session = _session_of(self)
         if session is None:
             raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
         del self.__dict__[name]
@@ -843,8 +852,15 @@ _get_session = _slot_session.__get__
 _set_session = _slot_session.__set__
 
 
-def _set_dict(obj: Module, d: dict) -> None:
-    object.__setattr__(obj, "__dict__", d)
+_set_dict = Module.__dict__["__dict__"].__set__
+
+
+def _session_of(module: Module) -> Any:
+    """The module's session: None (immutable), `_INIT`, or a pure session."""
+    try:
+        return _get_session(module)
+    except AttributeError:  # never set: built by unflatten, immutable
+        return None
 
 
 def _with_static(module: T, name: str, value: Any) -> T:

@@ -12,8 +12,12 @@ import jax
 from .errors import LeakedTracerError
 from .module import (
     Module,
+    _ArrayImpl,
     _get_spec,
+    _is_array,
+    _set_dict,
     _set_session,
+    _set_spec,
     is_module,
 )
 
@@ -40,16 +44,33 @@ class _Session:
     def record_tracer(self, module: Module, name: str, value: Any) -> None:
         self.tracers.append((module, name, value))
 
-    def adopt(self, tree: Any) -> None:
-        """Make every module in ``tree`` (recursively) mutable in this session."""
-        stack = [tree]
-        while stack:
-            for x in jax.tree_util.tree_leaves(stack.pop(), is_leaf=is_module):
-                if isinstance(x, Module):
-                    _set_session(x, self)
-                    self.modules.append(x)
-                    d = x.__dict__
-                    stack.append([d[n] for n in _get_spec(x).child_names])
+    def copy(self, tree: Any) -> Any:
+        """Copy every module in ``tree`` (at any depth) into this session.
+
+        Arrays are shared (they are immutable); modules and the containers
+        holding them are rebuilt, and each module copy is marked mutable.
+        """
+        return jax.tree_util.tree_map(self._copy_leaf, tree, is_leaf=is_module)
+
+    def _copy_leaf(self, x: Any) -> Any:
+        return self._copy_module(x) if isinstance(x, Module) else x
+
+    def _copy_module(self, module: Module) -> Module:
+        d = module.__dict__.copy()
+        for name in _get_spec(module).child_names:
+            value = d[name]
+            if type(value) is _ArrayImpl:
+                continue
+            if isinstance(value, Module):
+                d[name] = self._copy_module(value)
+            elif not _is_array(value):
+                d[name] = self.copy(value)
+        obj = object.__new__(type(module))
+        _set_dict(obj, d)
+        _set_spec(obj, _get_spec(module))
+        _set_session(obj, self)
+        self.modules.append(obj)
+        return obj
 
     def close(self) -> None:
         for m in self.modules:
@@ -68,11 +89,6 @@ class _Session:
                     "function and assign it outside, or apply the "
                     "transformation to the whole pure function instead."
                 ) from None
-
-
-def _copy(tree: Any) -> Any:
-    leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def pure(func: F) -> F:
@@ -111,8 +127,7 @@ def pure(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         session = _Session()
-        args, kwargs = _copy((args, kwargs))
-        session.adopt((args, kwargs))
+        args, kwargs = session.copy((args, kwargs))
         try:
             out = func(*args, **kwargs)
         finally:

@@ -1,0 +1,232 @@
+"""Core overhead of pax.Module against a raw nested dict of the same arrays.
+
+Measures, in one run:
+  1. flatten + unflatten of a 200-layer model (400 leaves);
+  2. steady-state dispatch of ``jax.jit(f)(model, x)`` with trivial compute,
+     for a 200-layer model and for a 3-layer MLP;
+  3. ``pax.purecall`` overhead (eager, and inside ``jax.jit``).
+Prints medians (microseconds) and ratios to the raw-dict baseline; adds
+Equinox's figures when Equinox is installed. Machines are noisy: read ratios.
+
+    python benchmarks/core_overhead.py [--repeats 7] [--number 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import timeit
+
+import jax
+import jax.numpy as jnp
+
+import pax
+
+
+class Dense(pax.Module):
+    parameters = pax.parameters_method("weight", "bias")
+
+    def __init__(self, dim: int, *, rng_key: jax.Array):
+        super().__init__()
+        self.weight = jax.random.normal(rng_key, (dim, dim))
+        self.bias = jnp.zeros((dim,))
+
+    def __call__(self, x):
+        return x @ self.weight + self.bias
+
+
+class Stack(pax.Module):
+    def __init__(self, layers):
+        super().__init__()
+        self.layers = list(layers)
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+
+class Counter(pax.Module):
+    def __init__(self):
+        super().__init__()
+        self.count = jnp.array(0)
+
+    def __call__(self, x):
+        self.count = self.count + 1
+        return x
+
+
+def measure(fns: dict, repeats: int, number: int) -> dict:
+    """Median microseconds per call of each function, timed interleaved.
+
+    Every repeat times each function once, in turn, so slow phases of a noisy
+    machine hit all of them alike; ratios use per-repeat pairs.
+    """
+    for fn in fns.values():
+        fn()  # warm up (compile)
+    samples = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            samples[name].append(timeit.timeit(fn, number=number) / number * 1e6)
+    out = {name: statistics.median(s) for name, s in samples.items()}
+    if "raw" in samples:
+        for name in fns:
+            ratios = [a / b for a, b in zip(samples[name], samples["raw"])]
+            out[name + "/raw"] = statistics.median(ratios)
+    return out
+
+
+def build(num_layers: int, dim: int = 4):
+    keys = jax.random.split(jax.random.PRNGKey(0), num_layers)
+    model = Stack([Dense(dim, rng_key=k) for k in keys])
+    raw = {
+        "layers": [
+            {"weight": layer.weight, "bias": layer.bias} for layer in model.layers
+        ]
+    }
+    return model, raw
+
+
+def raw_forward(tree, x):
+    for layer in tree["layers"]:
+        x = x @ layer["weight"] + layer["bias"]
+    return x
+
+
+def try_equinox(num_layers: int, dim: int = 4):
+    try:
+        import equinox as eqx
+    except ImportError:
+        return None
+
+    class EqxDense(eqx.Module):
+        weight: jax.Array
+        bias: jax.Array
+
+    class EqxStack(eqx.Module):
+        layers: list
+
+    keys = jax.random.split(jax.random.PRNGKey(0), num_layers)
+    return EqxStack(
+        [EqxDense(jax.random.normal(k, (dim, dim)), jnp.zeros((dim,))) for k in keys]
+    )
+
+
+def report(label: str, fns: dict, repeats: int, number: int) -> None:
+    fns = {k: v for k, v in fns.items() if v is not None}
+    m = measure(fns, repeats, number)
+    text = f"{label:<46} pax {m['pax']:9.2f} us  raw {m['raw']:9.2f} us"
+    text += f"  ratio {m['pax/raw']:5.2f}x"
+    if "equinox" in m:
+        text += f"  equinox {m['equinox']:9.2f} us ({m['equinox/raw']:5.2f}x)"
+    print(text, flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--number", type=int, default=200)
+    args = parser.parse_args()
+    r, n = args.repeats, args.number
+    flat = jax.tree_util.tree_flatten
+    unflat = jax.tree_util.tree_unflatten
+
+    def roundtrip(tree):
+        leaves, treedef = flat(tree)
+        return unflat(treedef, leaves)
+
+    print(f"jax {jax.__version__}, backend {jax.default_backend()}; medians of {r} x {n}")
+
+    # 1. flatten + unflatten, 200 layers / 400 leaves
+    model, raw = build(200)
+    eqx_model = try_equinox(200)
+    assert len(jax.tree_util.tree_leaves(model)) == 400
+
+    def eqx(fn, tree):
+        return None if tree is None else (lambda: fn(tree))
+
+    report(
+        "1. flatten+unflatten, 200 layers (400 leaves)",
+        {
+            "pax": lambda: roundtrip(model),
+            "raw": lambda: roundtrip(raw),
+            "equinox": eqx(roundtrip, eqx_model),
+        },
+        r,
+        n,
+    )
+    report(
+        "   flatten only",
+        {"pax": lambda: flat(model), "raw": lambda: flat(raw), "equinox": eqx(flat, eqx_model)},
+        r,
+        n,
+    )
+
+    # 2. jit dispatch with trivial compute
+    x = jnp.ones((4,))
+    trivial = jax.jit(lambda tree, x: x + 1)
+
+    def call_trivial(tree):
+        return trivial(tree, x).block_until_ready()
+
+    for layers in (200, 3):
+        model, raw = build(layers)
+        report(
+            f"2. jit(f)(model, x), trivial f, {layers} layers",
+            {
+                "pax": lambda: call_trivial(model),
+                "raw": lambda: call_trivial(raw),
+                "equinox": eqx(call_trivial, try_equinox(layers)),
+            },
+            r,
+            n,
+        )
+    model, raw = build(3)
+    fwd_pax = jax.jit(lambda m, x: m(x))
+    fwd_raw = jax.jit(raw_forward)
+    report(
+        "   jit forward of a 3-layer model",
+        {
+            "pax": lambda: fwd_pax(model, x).block_until_ready(),
+            "raw": lambda: fwd_raw(raw, x).block_until_ready(),
+        },
+        r,
+        n,
+    )
+
+    # 3. purecall overhead
+    counter = Counter()
+    raw_state = {"count": jnp.array(0)}
+
+    def raw_call(state, x):
+        return {"count": state["count"] + 1}, x
+
+    report(
+        "3. purecall(counter, x), eager",
+        {"pax": lambda: pax.purecall(counter, x), "raw": lambda: raw_call(raw_state, x)},
+        r,
+        n,
+    )
+    jit_pure = jax.jit(pax.purecall)
+    jit_raw = jax.jit(raw_call)
+    report(
+        "   jit(purecall)(counter, x)",
+        {
+            "pax": lambda: jax.block_until_ready(jit_pure(counter, x)),
+            "raw": lambda: jax.block_until_ready(jit_raw(raw_state, x)),
+        },
+        r,
+        n,
+    )
+    model, raw = build(200)
+    noop = pax.pure(lambda m: m)
+    report(
+        "   pax.pure copy of a 200-layer model",
+        {"pax": lambda: noop(model), "raw": lambda: roundtrip(raw)},
+        r,
+        max(n // 4, 1),
+    )
+
+
+if __name__ == "__main__":
+    main()
