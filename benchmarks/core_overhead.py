@@ -135,14 +135,16 @@ def main() -> None:
         leaves, treedef = flat(tree)
         return unflat(treedef, leaves)
 
-    print(f"jax {jax.__version__}, backend {jax.default_backend()}; medians of {r} x {n}")
+    print(
+        f"jax {jax.__version__}, backend {jax.default_backend()}; medians of {r} x {n}"
+    )
 
     # 1. flatten + unflatten, 200 layers / 400 leaves
     model, raw = build(200)
     eqx_model = try_equinox(200)
     assert len(jax.tree_util.tree_leaves(model)) == 400
 
-    def eqx(fn, tree):
+    def eqx(fn, tree):  # a thunk, or None when that library is missing
         return None if tree is None else (lambda: fn(tree))
 
     report(
@@ -157,7 +159,11 @@ def main() -> None:
     )
     report(
         "   flatten only",
-        {"pax": lambda: flat(model), "raw": lambda: flat(raw), "equinox": eqx(flat, eqx_model)},
+        {
+            "pax": lambda: flat(model),
+            "raw": lambda: flat(raw),
+            "equinox": eqx(flat, eqx_model),
+        },
         r,
         n,
     )
@@ -174,8 +180,8 @@ def main() -> None:
         report(
             f"2. jit(f)(model, x), trivial f, {layers} layers",
             {
-                "pax": lambda: call_trivial(model),
-                "raw": lambda: call_trivial(raw),
+                "pax": eqx(call_trivial, model),
+                "raw": eqx(call_trivial, raw),
                 "equinox": eqx(call_trivial, try_equinox(layers)),
             },
             r,
@@ -203,7 +209,10 @@ def main() -> None:
 
     report(
         "3. purecall(counter, x), eager",
-        {"pax": lambda: pax.purecall(counter, x), "raw": lambda: raw_call(raw_state, x)},
+        {
+            "pax": lambda: pax.purecall(counter, x),
+            "raw": lambda: raw_call(raw_state, x),
+        },
         r,
         n,
     )

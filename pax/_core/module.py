@@ -168,8 +168,10 @@ class _Mixed:
 def _classify(value: Any) -> int:
     if type(value) is _ArrayImpl or isinstance(value, (*_ARRAY_TYPES, Module)):
         return _CHILD
-    if isinstance(value, _STATIC_FAST) or callable(value) and not isinstance(
-        value, (list, tuple, dict)
+    if (
+        isinstance(value, _STATIC_FAST)
+        or callable(value)
+        and not isinstance(value, (list, tuple, dict))
     ):
         # functions, classes, dtypes, scalars: static. (A callable pytree node
         # such as jax.tree_util.Partial falls through below.)
@@ -515,6 +517,7 @@ def parameters_method(*trainable: str) -> Callable[[Module], Module]:
 # ---------------------------------------------------------------------------
 # low-level helpers (slot access; the only code that bypasses immutability)
 # ---------------------------------------------------------------------------
+
 
 def _new_like(module: T, d: dict, spec: _Spec | None = None) -> T:
     """A new immutable instance of ``type(module)`` with ``__dict__ = d``.

@@ -10,8 +10,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import pax
-
 from .modules import Affine, Chain
 
 
@@ -29,7 +27,9 @@ def by_hand(net, x):
 def test_jit_takes_and_returns_modules(key):
     net = mlp(key)
     x = jax.random.normal(key, (5, 3))
-    np.testing.assert_allclose(jax.jit(lambda m, x: m(x))(net, x), by_hand(net, x), rtol=1e-6)
+    np.testing.assert_allclose(
+        jax.jit(lambda m, x: m(x))(net, x), by_hand(net, x), rtol=1e-6
+    )
     out = jax.jit(lambda m: m.map(lambda w: w * 2))(net)
     assert type(out) is Chain and out.layers[1] is jnp.tanh
     np.testing.assert_allclose(out.layers[2].bias, 2 * net.layers[2].bias)
@@ -75,7 +75,9 @@ def test_scan_with_module_in_carry(key):
         return m, jnp.sum(m.layers[2].bias)
 
     final, sums = jax.lax.scan(body, net, None, length=3)
-    np.testing.assert_allclose(final.layers[0].weight, net.layers[0].weight / 8, rtol=1e-6)
+    np.testing.assert_allclose(
+        final.layers[0].weight, net.layers[0].weight / 8, rtol=1e-6
+    )
     expected = [jnp.sum(net.layers[2].bias) / 2**i for i in (1, 2, 3)]
     np.testing.assert_allclose(sums, np.array(expected), rtol=1e-6)
 

@@ -302,9 +302,9 @@ def test_apply_visits_bottom_up(key):
     net.apply(record)
     assert visited == ["Affine", "Counter", "Chain", "Chain"]
     zeroed = net.apply(
-        lambda m: m.replace(weight=jnp.zeros_like(m.weight))
-        if isinstance(m, Affine)
-        else m
+        lambda m: (
+            m.replace(weight=jnp.zeros_like(m.weight)) if isinstance(m, Affine) else m
+        )
     )
     np.testing.assert_array_equal(zeroed.layers[0].weight, jnp.zeros((1, 1)))
 
@@ -324,7 +324,9 @@ def test_map_and_copy(key):
 
 
 def test_repr_shows_constructor_arguments(key):
-    assert repr(Affine(2, 3, rng_key=key)) == "Affine(in_dim=2, out_dim=3, with_bias=True)"
+    assert (
+        repr(Affine(2, 3, rng_key=key)) == "Affine(in_dim=2, out_dim=3, with_bias=True)"
+    )
     assert (
         repr(Affine(2, 3, False, name="fc", rng_key=key))
         == "Affine(in_dim=2, out_dim=3, with_bias=False, name='fc')"

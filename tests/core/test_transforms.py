@@ -39,11 +39,17 @@ def test_unfreeze_without_origin_restores_all(key):
 
 def test_unfreeze_with_origin_keeps_origins_classification_and_new_values(key):
     k1, k2 = jax.random.split(key)
-    origin = Chain(pax.freeze_parameters(Affine(2, 3, rng_key=k1)), Affine(3, 1, rng_key=k2))
+    origin = Chain(
+        pax.freeze_parameters(Affine(2, 3, rng_key=k1)), Affine(3, 1, rng_key=k2)
+    )
     frozen = pax.freeze_parameters(origin).map(lambda x: x + 1)
     restored = pax.unfreeze_parameters(frozen, origin=origin)
-    assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(origin)
-    np.testing.assert_array_equal(restored.layers[1].weight, origin.layers[1].weight + 1)
+    assert jax.tree_util.tree_structure(restored) == jax.tree_util.tree_structure(
+        origin
+    )
+    np.testing.assert_array_equal(
+        restored.layers[1].weight, origin.layers[1].weight + 1
+    )
     # layer 0 was frozen in origin and stays frozen
     assert restored.parameters().layers[0].weight is None
     assert restored.parameters().layers[1].weight is not None
