@@ -19,6 +19,7 @@ How a module becomes a pytree (the design, in short; see README.md here):
 
 from __future__ import annotations
 
+import copy
 import inspect
 import operator
 import threading
@@ -605,8 +606,8 @@ class Module(metaclass=_ModuleMeta):
     >>> f = Affine(2, 3, rng_key=jax.random.PRNGKey(0))
     >>> f
     Affine(in_dim=2, out_dim=3)
-    >>> jax.jit(lambda m, x: m(x))(f, jnp.ones((4, 2))).shape
-    (4, 3)
+    >>> jax.jit(lambda m, x: m(x))(f, jnp.ones((2,))).shape
+    (3,)
     """
 
     __slots__ = ("__dict__", "__weakref__", "_pax_spec", "_pax_session")
@@ -802,6 +803,13 @@ class Module(metaclass=_ModuleMeta):
         leaves, treedef = jax.tree_util.tree_flatten(self)
         return jax.tree_util.tree_unflatten(treedef, leaves)
 
+    def __copy__(self: T) -> T:
+        return _new_like(self, dict(self.__dict__), _get_spec(self))
+
+    def __deepcopy__(self: T, memo: dict) -> T:
+        d = {k: copy.deepcopy(v, memo) for k, v in self.__dict__.items()}
+        return _new_like(self, d, _get_spec(self))
+
     # -- state dicts ----------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Every leaf keyed by its key path, e.g. ``{'.layers[0].weight': w}``."""
@@ -846,6 +854,10 @@ class Module(metaclass=_ModuleMeta):
             leaves.append(jnp.asarray(value) if isinstance(leaf, jax.Array) else value)
         return jax.tree_util.tree_unflatten(treedef, leaves)
 
+
+jax.tree_util.register_pytree_with_keys(
+    Module, _flatten_with_keys, _unflatten, _flatten
+)
 
 _slot_spec = Module.__dict__["_pax_spec"]
 _slot_session = Module.__dict__["_pax_session"]

@@ -396,3 +396,20 @@ def test_load_state_dict_errors_name_the_path(key):
     bad_dtype = {**sd, ".layers[0].bias": jnp.zeros((3,), jnp.int32)}
     with pytest.raises(ValueError, match="dtype int32, expected float32"):
         net.load_state_dict(bad_dtype)
+
+
+def test_copy_module_protocols(key):
+    import copy
+
+    f = Affine(2, 3, rng_key=key)
+    for c in (copy.copy(f), copy.deepcopy(f)):
+        assert type(c) is Affine and c is not f
+        np.testing.assert_array_equal(c.weight, f.weight)
+        with pytest.raises(pax.MutationError):
+            c.weight = None
+
+
+def test_base_module_is_a_pytree():
+    m = pax.Module()
+    assert jax.tree_util.tree_leaves(m) == []
+    assert type(jax.tree_util.tree_map(lambda x: x, m)) is pax.Module
