@@ -169,17 +169,13 @@ class _Mixed:
 def _classify(value: Any) -> int:
     if type(value) is _ArrayImpl or isinstance(value, (*_ARRAY_TYPES, Module)):
         return _CHILD
-    if (
-        isinstance(value, _STATIC_FAST)
-        or callable(value)
-        and not isinstance(value, (list, tuple, dict))
-    ):
-        # functions, classes, dtypes, scalars: static. (A callable pytree node
-        # such as jax.tree_util.Partial falls through below.)
-        if not isinstance(value, jax.tree_util.Partial):
-            return _STATIC
-    leaves = jax.tree_util.tree_leaves(value, is_leaf=is_module)
-    flags = [_is_dynamic(x) for x in leaves]
+    if isinstance(value, _STATIC_FAST):
+        return _STATIC
+    # Anything else: look at its pytree leaves (a function or an unregistered
+    # object is a single non-array leaf, hence static).
+    flags = [
+        _is_dynamic(x) for x in jax.tree_util.tree_leaves(value, is_leaf=is_module)
+    ]
     if not any(flags):
         return _STATIC
     if all(flags):
