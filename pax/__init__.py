@@ -4,6 +4,7 @@ Modules create their parameters eagerly in ``__init__`` from explicit sizes and
 rng keys; there is no transform step. See README.md and DESIGN.md.
 """
 
+from . import initializers as initializers
 from . import nn as nn
 from ._core.errors import LeakedTracerError as LeakedTracerError
 from ._core.errors import MutationError as MutationError
@@ -24,15 +25,17 @@ from ._core.transforms import enable_train_mode as enable_train_mode
 from ._core.transforms import freeze_parameters as freeze_parameters
 from ._core.transforms import select_parameters as select_parameters
 from ._core.transforms import unfreeze_parameters as unfreeze_parameters
+from .nn import *  # noqa: F403 - every pax.nn layer is also pax.<Name>
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    *nn.__all__,
+    "initializers",
     "LeakedTracerError",
     "Module",
     "MutationError",
     "ParameterModule",
-    "RngSeq",
     "StateModule",
     "UnknownAttributeError",
     "enable_eval_mode",

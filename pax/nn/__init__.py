@@ -4,5 +4,11 @@ Every public layer class here is also exported at the top level (``pax.X``).
 """
 
 from .._core.rng import RngSeq as RngSeq
+from ._linear import Bias as Bias
+from ._linear import Linear as Linear
 
-__all__ = ["RngSeq"]
+__all__ = [
+    "Bias",
+    "Linear",
+    "RngSeq",
+]

@@ -1,0 +1,89 @@
+"""Helpers shared by the layer families (argument checks, dtypes, errors)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._core.rng import next_rng_key
+
+
+def who(module: Any) -> str:
+    """How an error names a module: its repr, e.g. ``Linear(in_dim=3, ...)``."""
+    return repr(module)
+
+
+def rng_key_or_next(rng_key: jax.Array | None) -> jax.Array:
+    """``rng_key`` if given, else the next key of the global sequence."""
+    return next_rng_key() if rng_key is None else rng_key
+
+
+def positive_int(value: Any, name: str, owner: str) -> int:
+    """Check that ``value`` is an int > 0 (bools refused)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r}")
+    if value <= 0:
+        raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
+    return int(value)
+
+
+def replicate(value: Any, n: int, name: str, owner: str) -> tuple[int, ...]:
+    """An int or a sequence of ``n`` positive ints, as an ``n``-tuple.
+
+    >>> replicate(3, 2, "kernel_shape", "Conv2D")
+    (3, 3)
+    """
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        values = (int(value),) * n
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        values = tuple(value)
+        if len(values) != n:
+            raise ValueError(
+                f"{owner}: `{name}` must be an int or a sequence of length {n}, "
+                f"got {value!r}"
+            )
+    else:
+        raise TypeError(
+            f"{owner}: `{name}` must be an int or a sequence of length {n}, "
+            f"got {value!r}"
+        )
+    for v in values:
+        positive_int(v, name, owner)
+    return tuple(int(v) for v in values)
+
+
+def compute_dtype(x: jax.Array, param: jax.Array) -> Any:
+    """The dtype a layer computes in: the input's if floating, else the param's.
+
+    PAX stores parameters in float32 (or what they were created as) and, like
+    Haiku, computes in the input's floating dtype, so bfloat16 or float64
+    inputs keep their dtype.
+    """
+    if jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(
+        x.dtype, jnp.complexfloating
+    ):
+        return x.dtype
+    return param.dtype
+
+
+def check_rank(x: jax.Array, allowed: Sequence[int], owner: str, what: str) -> None:
+    """Raise ``ValueError`` unless ``x.ndim`` is one of ``allowed``."""
+    if x.ndim not in allowed:
+        ranks = " or ".join(str(r) for r in allowed)
+        raise ValueError(
+            f"{owner}: expected {what} of rank {ranks}, got shape {tuple(x.shape)}"
+        )
+
+
+def as_array(x: Any, owner: str) -> jax.Array:
+    """``jnp.asarray(x)`` with a clear error for non-array input."""
+    try:
+        return jnp.asarray(x)
+    except TypeError as e:
+        raise TypeError(
+            f"{owner}: expected an array input, got {type(x).__name__}"
+        ) from e
