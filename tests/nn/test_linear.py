@@ -1,0 +1,104 @@
+"""Linear and Bias: numerics, defaults, Haiku parity, errors."""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pax
+
+
+def test_linear_matches_hand_formula(key):
+    k1, k2, k3 = jax.random.split(key, 3)
+    fc = pax.Linear(3, 4, b_init=pax.initializers.RandomNormal(), rng_key=k1)
+    x = jax.random.normal(k2, (5, 3))
+    expected = np.asarray(x) @ np.asarray(fc.weight) + np.asarray(fc.bias)[None, :]
+    np.testing.assert_allclose(fc(x), expected, rtol=1e-5, atol=1e-6)
+    x3 = jax.random.normal(k3, (2, 5, 3))
+    np.testing.assert_allclose(
+        fc(x3),
+        np.einsum("btk,ko->bto", x3, fc.weight) + np.asarray(fc.bias),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(fc(x[0]), expected[0], rtol=1e-5, atol=1e-6)  # rank 1
+
+
+def test_linear_defaults(key):
+    fc = pax.Linear(400, 300, rng_key=key)
+    assert fc.weight.shape == (400, 300) and fc.weight.dtype == jnp.float32
+    np.testing.assert_array_equal(fc.bias, np.zeros(300))
+    std = 1 / np.sqrt(400)
+    # TruncatedNormal(1/sqrt(fan_in)): bounded by 2 std, std shrunk by 0.8796
+    assert np.abs(fc.weight).max() <= 2 * std + 1e-6
+    assert abs(float(fc.weight.std()) / (std * 0.8796) - 1) < 0.02
+    params = pax.Linear(2, 3, with_bias=False, rng_key=key).parameters()
+    assert params.bias is None and len(jax.tree_util.tree_leaves(params)) == 1
+
+
+def test_linear_repr_and_same_key_same_weights(key):
+    a, b = pax.Linear(2, 3, rng_key=key), pax.Linear(2, 3, rng_key=key)
+    np.testing.assert_array_equal(a.weight, b.weight)
+    assert repr(a) == "Linear(in_dim=2, out_dim=3, with_bias=True)"
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_linear_parity_with_haiku(with_bias, key):
+    x = jax.random.normal(key, (4, 3))
+    f = hk.transform(lambda x: hk.Linear(5, with_bias=with_bias)(x))
+    params = f.init(key, x)
+    fc = pax.Linear(3, 5, with_bias=with_bias, rng_key=key)
+    w = params["linear"]["w"]
+    assert w.shape == fc.weight.shape
+    fc = fc.replace(weight=w, bias=params["linear"]["b"] if with_bias else None)
+    np.testing.assert_allclose(fc(x), f.apply(params, None, x), rtol=1e-6, atol=1e-6)
+
+
+def test_linear_errors(key):
+    fc = pax.Linear(3, 4, rng_key=key)
+    with pytest.raises(
+        ValueError,
+        match=r"Linear\(in_dim=3, out_dim=4, with_bias=True\): expected input with "
+        r"last dimension 3, got shape \(2, 5\)",
+    ):
+        fc(jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match="last dimension 3"):
+        fc(jnp.ones(()))
+    with pytest.raises(ValueError, match="`in_dim` must be a positive int, got -1"):
+        pax.Linear(-1, 4)
+    with pytest.raises(TypeError, match="`out_dim` must be a positive int"):
+        pax.Linear(3, 2.5)
+    with pytest.raises(ValueError, match="last dimension 3"):  # raised at trace time
+        jax.jit(lambda m, x: m(x))(fc, jnp.ones((2, 5)))
+
+
+def test_bias_shapes_follow_haiku(key):
+    x = jnp.ones((2, 3, 4))
+    for dims in (None, [-1], [1], [], [1, 2]):
+        f = hk.transform(lambda x, dims=dims: hk.Bias(bias_dims=dims)(x))
+        hk_shape = f.init(key, x)["bias"]["b"].shape
+        assert pax.Bias((3, 4), bias_dims=dims).bias.shape == hk_shape, dims
+
+
+def test_bias_numerics_and_multiplier(key):
+    b = pax.Bias(
+        (3, 4), bias_dims=[-1], b_init=pax.initializers.RandomNormal(), rng_key=key
+    )
+    x = jax.random.normal(key, (2, 3, 4))
+    expected = np.asarray(x) + np.asarray(b.bias)[None, None, :]
+    np.testing.assert_allclose(b(x), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        b(x, multiplier=2.0), np.asarray(x) + 2 * np.asarray(b.bias), rtol=1e-6
+    )
+
+
+def test_bias_errors():
+    with pytest.raises(
+        ValueError, match=r"trailing shape is \(4,\), got shape \(2, 5\)"
+    ):
+        pax.Bias(4)(jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match="batch axis"):
+        pax.Bias((3, 4), bias_dims=[0])
+    with pytest.raises(ValueError, match="out of range"):
+        pax.Bias(4, bias_dims=[3])
