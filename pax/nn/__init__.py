@@ -4,39 +4,89 @@ Every public layer class here is also exported at the top level (``pax.X``).
 """
 
 from .._core.rng import RngSeq as RngSeq
+from . import pad as pad
 from ._batch_apply import BatchApply as BatchApply
 from ._batch_apply import expand_apply as expand_apply
+from ._batch_norm import BatchNorm as BatchNorm
+from ._batch_norm import BatchNorm1D as BatchNorm1D
+from ._batch_norm import BatchNorm2D as BatchNorm2D
 from ._containers import Identity as Identity
 from ._containers import Lambda as Lambda
 from ._containers import Sequential as Sequential
+from ._conv import Conv1D as Conv1D
+from ._conv import Conv2D as Conv2D
+from ._conv import Conv3D as Conv3D
+from ._conv import ConvND as ConvND
+from ._conv_transpose import Conv1DTranspose as Conv1DTranspose
+from ._conv_transpose import Conv2DTranspose as Conv2DTranspose
+from ._conv_transpose import Conv3DTranspose as Conv3DTranspose
+from ._conv_transpose import ConvNDTranspose as ConvNDTranspose
+from ._depthwise import DepthwiseConv1D as DepthwiseConv1D
+from ._depthwise import DepthwiseConv2D as DepthwiseConv2D
+from ._depthwise import DepthwiseConv3D as DepthwiseConv3D
+from ._depthwise import DepthwiseConvND as DepthwiseConvND
+from ._depthwise import SeparableDepthwiseConv2D as SeparableDepthwiseConv2D
 from ._dropout import Dropout as Dropout
 from ._dropout import dropout as dropout
 from ._embed import Embed as Embed
+from ._group_norm import GroupNorm as GroupNorm
+from ._layer_norm import InstanceNorm as InstanceNorm
+from ._layer_norm import LayerNorm as LayerNorm
+from ._layer_norm import RMSNorm as RMSNorm
 from ._linear import Bias as Bias
 from ._linear import Linear as Linear
+from ._moving_averages import EMA as EMA
+from ._moving_averages import EMAParamsTree as EMAParamsTree
 from ._pool import AvgPool as AvgPool
 from ._pool import MaxPool as MaxPool
 from ._pool import avg_pool as avg_pool
 from ._pool import max_pool as max_pool
 from ._reshape import Flatten as Flatten
 from ._reshape import Reshape as Reshape
+from ._spectral_norm import SNParamsTree as SNParamsTree
+from ._spectral_norm import SpectralNorm as SpectralNorm
 
 __all__ = [
     "AvgPool",
     "BatchApply",
+    "BatchNorm",
+    "BatchNorm1D",
+    "BatchNorm2D",
     "Bias",
+    "Conv1D",
+    "Conv1DTranspose",
+    "Conv2D",
+    "Conv2DTranspose",
+    "Conv3D",
+    "Conv3DTranspose",
+    "ConvND",
+    "ConvNDTranspose",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "DepthwiseConv3D",
+    "DepthwiseConvND",
     "Dropout",
+    "EMA",
+    "EMAParamsTree",
     "Embed",
     "Flatten",
+    "GroupNorm",
     "Identity",
+    "InstanceNorm",
     "Lambda",
+    "LayerNorm",
     "Linear",
     "MaxPool",
+    "RMSNorm",
     "Reshape",
     "RngSeq",
+    "SNParamsTree",
+    "SeparableDepthwiseConv2D",
+    "SpectralNorm",
     "Sequential",
     "avg_pool",
     "dropout",
     "expand_apply",
     "max_pool",
+    "pad",
 ]

@@ -87,3 +87,64 @@ def as_array(x: Any, owner: str) -> jax.Array:
         raise TypeError(
             f"{owner}: expected an array input, got {type(x).__name__}"
         ) from e
+
+
+_CHANNELS_LAST = {"channels_last", "N...C", "NC", "NWC", "NHWC", "NDHWC"}
+_CHANNELS_FIRST = {"channels_first", "NC...", "NCW", "NCHW", "NCDHW"}
+
+
+def channel_index(data_format: str, owner: str, allowed: Sequence[str] | None = None):
+    """-1 for channels-last formats, 1 for channels-first ones.
+
+    ``allowed`` restricts the accepted spellings (e.g. ``("NHWC", "NCHW",
+    "channels_last", "channels_first")`` for a 2D layer).
+    """
+    if allowed is not None and data_format not in allowed:
+        raise ValueError(
+            f"{owner}: `data_format` must be one of {tuple(allowed)}, "
+            f"got {data_format!r}"
+        )
+    if data_format in _CHANNELS_LAST:
+        return -1
+    if data_format in _CHANNELS_FIRST:
+        return 1
+    raise ValueError(
+        f"{owner}: unknown `data_format` {data_format!r}; use 'channels_last' "
+        "('N...C', 'NWC', 'NHWC', 'NDHWC') or 'channels_first' ('NC...', 'NCW', "
+        "'NCHW', 'NCDHW')"
+    )
+
+
+def norm_dtype(x: jax.Array) -> Any:
+    """Normalization layers compute in at least float32 (bf16 in, f32 math)."""
+    return jnp.promote_types(x.dtype, jnp.float32)
+
+
+def broadcast_param(p: jax.Array, ndim: int, axis: int, dtype: Any) -> jax.Array:
+    """Reshape a ``[C]`` parameter to broadcast along ``axis`` of a rank-``ndim``
+    input (explicit, for strict rank promotion)."""
+    shape = [1] * ndim
+    shape[axis] = p.shape[0]
+    return p.astype(dtype).reshape(shape)
+
+
+def check_call_affine(module: Any, scale: Any, offset: Any) -> None:
+    """Normalization layers: refuse a call-time ``scale``/``offset`` that the
+    module already creates itself (Haiku's rule)."""
+    for name, given in (("scale", scale), ("offset", offset)):
+        if getattr(module, f"create_{name}") and given is not None:
+            raise ValueError(
+                f"{who(module)}: cannot pass `{name}` at call time if "
+                f"`create_{name}=True`"
+            )
+
+
+def affine(own: Any, given: Any, x: jax.Array, axis: int, dtype: Any) -> Any:
+    """The scale/offset a normalization layer applies, broadcast to ``x``: its
+    own ``[C]`` parameter along ``axis``, else one given at call time, else
+    None."""
+    if own is not None:
+        return jnp.broadcast_to(broadcast_param(own, x.ndim, axis, dtype), x.shape)
+    if given is not None:
+        return jnp.broadcast_to(jnp.asarray(given, dtype), x.shape)
+    return None

@@ -46,6 +46,8 @@ FAMILIES = [
     "entries_conv",
     "entries_pool",
     "entries_basic",
+    "entries_norm",
+    "entries_norm_sn",
 ]
 
 

@@ -1,0 +1,281 @@
+"""Batch normalization: ``BatchNorm``, ``BatchNorm1D``, ``BatchNorm2D``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from .._core.module import Module, parameters_method
+from ..initializers import Initializer, ones, zeros
+from ._moving_averages import EMA
+from ._utils import (
+    affine,
+    as_array,
+    broadcast_param,
+    channel_index,
+    check_call_affine,
+    norm_dtype,
+    positive_int,
+    rng_key_or_next,
+    who,
+)
+
+
+class BatchNorm(Module):
+    """Normalizes each channel with batch statistics (training) or running
+    averages (eval), as Haiku's ``BatchNorm``.
+
+    Training mode (the default): ``y = (x - mean) / sqrt(var + eps) * scale +
+    offset`` with the mean and (biased) variance of the batch over every axis
+    but the channel axis, and the running averages are updated — the call
+    mutates state, so run it as ``bn, y = pax.purecall(bn, x)``. Eval mode
+    (``bn.eval()``): the running averages are used instead and nothing changes,
+    a plain ``bn(x)`` works.
+
+    The running averages are Haiku's zero-debiased moving averages (two
+    :class:`EMA` submodules, ``mean_ema`` and ``var_ema``, with ``debias=True``):
+    after ``t`` updates with decay ``d`` the average is ``h_t / (1 - d**t)``
+    where ``h_t = d h_{t-1} + (1 - d) stat_t``. Before any update they hold
+    mean 0 and variance 1 (Haiku cannot run eval mode before training at all).
+
+    Statistics and arithmetic are float32 (or wider) whatever the input dtype;
+    the output is cast back to the input dtype.
+
+    Args:
+      num_channels: size of the channel axis.
+      create_scale: learn a per-channel ``scale`` (initialised by
+        ``scale_init``, default ones). If False, ``scale`` may be passed at call
+        time.
+      create_offset: learn a per-channel ``offset`` (``offset_init``, default
+        zeros). If False, ``offset`` may be passed at call time.
+      decay_rate: decay of the running averages.
+      eps: added to the variance.
+      data_format: ``"channels_last"`` (``"NWC"``, ``"NHWC"``, ...) or
+        ``"channels_first"`` (``"NCW"``, ``"NCHW"``, ...).
+      scale_init, offset_init: initializers, ``init(rng_key, shape, dtype)``.
+      cross_replica_axis: name(s) of a mapped axis (``jax.pmap``, ``shard_map``,
+        ``jax.vmap`` with ``axis_name``) to average batch statistics over.
+      cross_replica_axis_index_groups: device groups for that average
+        (``jax.lax.pmean``'s ``axis_index_groups``).
+      rng_key: key for random initializers; ``None`` draws one.
+      name: optional module name.
+
+    Input ``[N, ..., C]`` (channels last) or ``[N, C, ...]``; output the same
+    shape and dtype. Trainable: ``scale``, ``offset`` (shape ``[C]``). State:
+    ``mean_ema``, ``var_ema``.
+    """
+
+    parameters = parameters_method("scale", "offset")
+
+    def __init__(
+        self,
+        num_channels: int,
+        create_scale: bool = True,
+        create_offset: bool = True,
+        decay_rate: float = 0.9,
+        eps: float = 1e-5,
+        data_format: str = "channels_last",
+        *,
+        scale_init: Initializer | None = None,
+        offset_init: Initializer | None = None,
+        cross_replica_axis: str | Sequence[str] | None = None,
+        cross_replica_axis_index_groups: Sequence[Sequence[int]] | None = None,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        owner = type(self).__name__
+        self.num_channels = positive_int(num_channels, "num_channels", owner)
+        self.create_scale = bool(create_scale)
+        self.create_offset = bool(create_offset)
+        if not create_scale and scale_init is not None:
+            raise ValueError(
+                f"{owner}: cannot set `scale_init` if `create_scale=False`"
+            )
+        if not create_offset and offset_init is not None:
+            raise ValueError(
+                f"{owner}: cannot set `offset_init` if `create_offset=False`"
+            )
+        if not 0.0 <= decay_rate <= 1.0:
+            raise ValueError(
+                f"{owner}: `decay_rate` must be in [0, 1], got {decay_rate}"
+            )
+        if not eps > 0:
+            raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
+        if cross_replica_axis is None and cross_replica_axis_index_groups is not None:
+            raise ValueError(
+                f"{owner}: `cross_replica_axis_index_groups` needs `cross_replica_axis`"
+            )
+        self.decay_rate = float(decay_rate)
+        self.eps = float(eps)
+        self.data_format = data_format
+        self.channel_axis = channel_index(data_format, owner, self._formats())
+        self.cross_replica_axis = cross_replica_axis
+        self.cross_replica_axis_index_groups = cross_replica_axis_index_groups
+        s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
+        c = (self.num_channels,)
+        self.scale = (
+            (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None
+        )
+        self.offset = (
+            (offset_init or zeros)(o_key, c, jnp.float32) if create_offset else None
+        )
+        self.mean_ema = EMA(jnp.zeros(c, jnp.float32), self.decay_rate, debias=True)
+        self.var_ema = EMA(jnp.ones(c, jnp.float32), self.decay_rate, debias=True)
+
+    def _formats(self) -> tuple[str, ...] | None:
+        return None  # any data format; the 1D/2D subclasses restrict it
+
+    def __call__(
+        self,
+        x: jax.Array,
+        *,
+        scale: jax.Array | None = None,
+        offset: jax.Array | None = None,
+        test_local_stats: bool = False,
+    ) -> jax.Array:
+        """Normalize ``x`` (shape kept).
+
+        Args:
+          x: input with the channel axis where ``data_format`` says.
+          scale, offset: call-time scale/offset, broadcastable to ``x``; only
+            when the module does not create its own.
+          test_local_stats: in eval mode, normalize with the batch statistics
+            (running averages untouched), as Haiku's flag.
+        """
+        x = as_array(x, who(self))
+        check_call_affine(self, scale, offset)
+        if x.ndim < 2 or x.shape[self.channel_axis] != self.num_channels:
+            raise ValueError(
+                f"{who(self)}: expected input with {self.num_channels} channels on "
+                f"axis {self.channel_axis}, got shape {tuple(x.shape)}"
+            )
+        with jax.named_scope("pax.nn.BatchNorm"):
+            dtype = norm_dtype(x)
+            ch = self.channel_axis % x.ndim
+            axes = tuple(i for i in range(x.ndim) if i != ch)
+            xf = x.astype(dtype)
+            if self.training or test_local_stats:
+                mean = jnp.mean(xf, axes)
+                mean_sq = jnp.mean(jnp.square(xf), axes)
+                if self.cross_replica_axis is not None:
+                    mean, mean_sq = jax.lax.pmean(
+                        (mean, mean_sq),
+                        axis_name=self.cross_replica_axis,
+                        axis_index_groups=self.cross_replica_axis_index_groups,
+                    )
+                var = mean_sq - jnp.square(mean)
+            else:
+                mean = self.mean_ema.averages.astype(dtype)
+                var = self.var_ema.averages.astype(dtype)
+            if self.training:
+                self.mean_ema(mean)
+                self.var_ema(var)
+            inv = jax.lax.rsqrt(var + jnp.asarray(self.eps, dtype))
+            y = (xf - broadcast_param(mean, x.ndim, ch, dtype)) * broadcast_param(
+                inv, x.ndim, ch, dtype
+            )
+            scale = affine(self.scale, scale, x, ch, dtype)
+            offset = affine(self.offset, offset, x, ch, dtype)
+            if scale is not None:
+                y = y * scale
+            if offset is not None:
+                y = y + offset
+            return y.astype(x.dtype)
+
+
+class BatchNorm1D(BatchNorm):
+    """:class:`BatchNorm` for ``[N, W, C]`` (``"NWC"``) or ``[N, C, W]``
+    (``"NCW"``) inputs; the seed signature.
+
+    >>> import jax, jax.numpy as jnp, pax
+    >>> bn = pax.BatchNorm1D(3)
+    >>> x = jax.random.normal(jax.random.PRNGKey(0), (4, 5, 3))
+    >>> bn, y = pax.purecall(bn, x)          # training: updates statistics
+    >>> y.shape, bn.mean_ema.counter
+    ((4, 5, 3), Array(1, dtype=int32))
+    >>> bn.eval()(x).shape                   # eval: a plain call
+    (4, 5, 3)
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        create_scale: bool = True,
+        create_offset: bool = True,
+        decay_rate: float = 0.9,
+        eps: float = 1e-5,
+        data_format: str = "NWC",
+        *,
+        scale_init: Initializer | None = None,
+        offset_init: Initializer | None = None,
+        cross_replica_axis: str | Sequence[str] | None = None,
+        cross_replica_axis_index_groups: Sequence[Sequence[int]] | None = None,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(
+            num_channels,
+            create_scale,
+            create_offset,
+            decay_rate,
+            eps,
+            data_format,
+            scale_init=scale_init,
+            offset_init=offset_init,
+            cross_replica_axis=cross_replica_axis,
+            cross_replica_axis_index_groups=cross_replica_axis_index_groups,
+            rng_key=rng_key,
+            name=name,
+        )
+
+    def _formats(self):
+        return ("NWC", "NCW", "channels_last", "channels_first")
+
+
+class BatchNorm2D(BatchNorm):
+    """:class:`BatchNorm` for ``[N, H, W, C]`` (``"NHWC"``) or ``[N, C, H, W]``
+    (``"NCHW"``) inputs; the seed signature.
+
+    >>> import jax, jax.numpy as jnp, pax
+    >>> bn = pax.BatchNorm2D(8, data_format="NCHW")
+    >>> bn, y = pax.purecall(bn, jnp.ones((2, 8, 4, 4)))
+    >>> y.shape
+    (2, 8, 4, 4)
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        create_scale: bool = True,
+        create_offset: bool = True,
+        decay_rate: float = 0.9,
+        eps: float = 1e-5,
+        data_format: str = "NHWC",
+        *,
+        scale_init: Initializer | None = None,
+        offset_init: Initializer | None = None,
+        cross_replica_axis: str | Sequence[str] | None = None,
+        cross_replica_axis_index_groups: Sequence[Sequence[int]] | None = None,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(
+            num_channels,
+            create_scale,
+            create_offset,
+            decay_rate,
+            eps,
+            data_format,
+            scale_init=scale_init,
+            offset_init=offset_init,
+            cross_replica_axis=cross_replica_axis,
+            cross_replica_axis_index_groups=cross_replica_axis_index_groups,
+            rng_key=rng_key,
+            name=name,
+        )
+
+    def _formats(self):
+        return ("NHWC", "NCHW", "channels_last", "channels_first")

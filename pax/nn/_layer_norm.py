@@ -1,0 +1,305 @@
+"""Per-example normalization: ``LayerNorm``, ``InstanceNorm``, ``RMSNorm``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+
+from .._core.module import Module, parameters_method
+from ..initializers import Initializer, ones, zeros
+from ._utils import (
+    affine,
+    as_array,
+    channel_index,
+    check_call_affine,
+    norm_dtype,
+    positive_int,
+    rng_key_or_next,
+    who,
+)
+
+Axes = int | Sequence[int] | slice
+
+
+def _check_axes(axis: Axes, owner: str) -> int | tuple[int, ...] | slice:
+    if isinstance(axis, slice):
+        return axis
+    if isinstance(axis, int) and not isinstance(axis, bool):
+        return (axis,)
+    if isinstance(axis, Sequence) and all(isinstance(a, int) for a in axis):
+        return tuple(axis)
+    raise ValueError(
+        f"{owner}: `axis` must be an int, a sequence of ints or a slice, got {axis!r}"
+    )
+
+
+def _resolve(axis, ndim: int, owner: str) -> tuple[int, ...]:
+    if isinstance(axis, slice):
+        return tuple(range(ndim)[axis])
+    for a in axis:
+        if not -ndim <= a < ndim:
+            raise ValueError(
+                f"{owner}: axis {a} is out of range for an input of rank {ndim}"
+            )
+    return tuple(sorted(a % ndim for a in axis))
+
+
+class LayerNorm(Module):
+    """Normalizes each example over ``axis``, with a learned per-channel affine.
+
+    ``y = (x - mean) / sqrt(var + eps) * scale + offset``, mean and (biased)
+    variance taken over ``axis`` of each input; ``scale``/``offset`` have shape
+    ``[num_channels]`` and act along ``param_axis`` (the last axis by default),
+    as Haiku's ``LayerNorm``. Arithmetic is float32 or wider; the output has
+    the input's dtype.
+
+    Args:
+      num_channels: size of the input along ``param_axis``.
+      axis: axes to normalize over: an int, a sequence of ints or a slice
+        (``slice(1, None)``: everything but the batch axis). Default ``-1``.
+      create_scale: learn ``scale`` (default ones via ``scale_init``); if
+        False, ``scale`` may be passed at call time.
+      create_offset: learn ``offset`` (default zeros); if False, ``offset``
+        may be passed at call time.
+      eps: added to the variance.
+      scale_init, offset_init: initializers ``init(rng_key, shape, dtype)``.
+      use_fast_variance: compute the variance as ``E[x²] - E[x]²`` (Haiku's
+        option) instead of ``E[(x - E[x])²]``.
+      param_axis: the channel axis that ``scale``/``offset`` act along.
+      rng_key: key for random initializers; ``None`` draws one.
+      name: optional module name.
+
+    Input ``[..., num_channels]`` (any rank); output the same shape and dtype.
+    Trainable: ``scale``, ``offset``.
+
+    >>> import jax.numpy as jnp, pax
+    >>> ln = pax.LayerNorm(4)
+    >>> y = ln(jnp.array([[1.0, 2.0, 3.0, 4.0]]))
+    >>> bool(jnp.allclose(y.mean(-1), 0.0, atol=1e-6))
+    True
+    """
+
+    parameters = parameters_method("scale", "offset")
+
+    def __init__(
+        self,
+        num_channels: int,
+        axis: Axes = -1,
+        create_scale: bool = True,
+        create_offset: bool = True,
+        eps: float = 1e-5,
+        scale_init: Initializer | None = None,
+        offset_init: Initializer | None = None,
+        *,
+        use_fast_variance: bool = False,
+        param_axis: int = -1,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        owner = type(self).__name__
+        self.num_channels = positive_int(num_channels, "num_channels", owner)
+        self.axis = _check_axes(axis, owner)
+        if not isinstance(param_axis, int):
+            raise TypeError(f"{owner}: `param_axis` must be an int, got {param_axis!r}")
+        self.param_axis = param_axis
+        if not create_scale and scale_init is not None:
+            raise ValueError(
+                f"{owner}: cannot set `scale_init` if `create_scale=False`"
+            )
+        if not create_offset and offset_init is not None:
+            raise ValueError(
+                f"{owner}: cannot set `offset_init` if `create_offset=False`"
+            )
+        if not eps > 0:
+            raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
+        self.create_scale = bool(create_scale)
+        self.create_offset = bool(create_offset)
+        self.eps = float(eps)
+        self.use_fast_variance = bool(use_fast_variance)
+        s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
+        c = (self.num_channels,)
+        self.scale = (
+            (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None
+        )
+        self.offset = (
+            (offset_init or zeros)(o_key, c, jnp.float32) if create_offset else None
+        )
+
+    def _statistics(self, xf: jax.Array, axes: tuple[int, ...]):
+        mean = jnp.mean(xf, axes, keepdims=True)
+        if self.use_fast_variance:
+            var = jnp.mean(jnp.square(xf), axes, keepdims=True) - jnp.square(mean)
+        else:
+            var = jnp.var(xf, axes, keepdims=True)
+        return mean, var
+
+    def __call__(
+        self,
+        x: jax.Array,
+        scale: jax.Array | None = None,
+        offset: jax.Array | None = None,
+    ) -> jax.Array:
+        """Normalize ``x`` over ``axis`` (shape and dtype kept).
+
+        ``scale``/``offset`` (broadcastable to ``x``) may be given only when the
+        module does not create its own.
+        """
+        x = as_array(x, who(self))
+        check_call_affine(self, scale, offset)
+        if x.ndim < 1 or not -x.ndim <= self.param_axis < x.ndim:
+            raise ValueError(
+                f"{who(self)}: input of shape {tuple(x.shape)} has no axis "
+                f"{self.param_axis}"
+            )
+        if x.shape[self.param_axis] != self.num_channels:
+            raise ValueError(
+                f"{who(self)}: expected input with {self.num_channels} channels on "
+                f"axis {self.param_axis}, got shape {tuple(x.shape)}"
+            )
+        axes = _resolve(self.axis, x.ndim, who(self))
+        with jax.named_scope(f"pax.nn.{type(self).__name__}"):
+            dtype = norm_dtype(x)
+            xf = x.astype(dtype)
+            mean, var = self._statistics(xf, axes)
+            y = (xf - jnp.broadcast_to(mean, x.shape)) * jnp.broadcast_to(
+                jax.lax.rsqrt(var + jnp.asarray(self.eps, dtype)), x.shape
+            )
+            p_axis = self.param_axis % x.ndim
+            scale = affine(self.scale, scale, x, p_axis, dtype)
+            offset = affine(self.offset, offset, x, p_axis, dtype)
+            if scale is not None:
+                y = y * scale
+            if offset is not None:
+                y = y + offset
+            return y.astype(x.dtype)
+
+
+class InstanceNorm(LayerNorm):
+    """Normalizes each example and channel over the spatial axes (Haiku's
+    ``InstanceNorm``: a :class:`LayerNorm` over the spatial axes with
+    per-channel ``scale``/``offset``).
+
+    Args:
+      num_channels: size of the channel axis.
+      create_scale, create_offset, eps, scale_init, offset_init: as
+        :class:`LayerNorm`.
+      data_format: ``"channels_last"`` (``[N, ..., C]``, the default) or
+        ``"channels_first"`` (``[N, C, ...]``).
+      rng_key, name: as :class:`LayerNorm`.
+
+    Input ``[N, *spatial, C]`` or ``[N, C, *spatial]``; output the same.
+
+    >>> import jax, jax.numpy as jnp, pax
+    >>> norm = pax.InstanceNorm(3)
+    >>> y = norm(jax.random.normal(jax.random.PRNGKey(0), (2, 5, 5, 3)))
+    >>> bool(jnp.allclose(y.mean((1, 2)), 0.0, atol=1e-5))
+    True
+    """
+
+    def __init__(
+        self,
+        num_channels: int,
+        create_scale: bool = True,
+        create_offset: bool = True,
+        eps: float = 1e-5,
+        scale_init: Initializer | None = None,
+        offset_init: Initializer | None = None,
+        data_format: str = "channels_last",
+        *,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        ch = channel_index(data_format, type(self).__name__)
+        super().__init__(
+            num_channels,
+            axis=slice(1, -1) if ch == -1 else slice(2, None),
+            create_scale=create_scale,
+            create_offset=create_offset,
+            eps=eps,
+            scale_init=scale_init,
+            offset_init=offset_init,
+            param_axis=ch,
+            rng_key=rng_key,
+            name=name,
+        )
+        self.data_format = data_format
+
+
+class RMSNorm(Module):
+    """Root-mean-square normalization: ``y = x / sqrt(mean(x², axis) + eps) *
+    scale``, as Haiku's ``RMSNorm`` (no centering, no offset).
+
+    Args:
+      num_channels: size of the input along ``param_axis``.
+      axis: axes to average ``x²`` over (int, sequence or slice); default -1.
+      eps: added to the mean square.
+      scale_init: initializer for ``scale`` (default ones).
+      create_scale: learn ``scale`` ``[num_channels]``; otherwise no scale.
+      param_axis: the axis ``scale`` acts along (default -1).
+      rng_key: key for a random ``scale_init``; ``None`` draws one.
+      name: optional module name.
+
+    Input ``[..., num_channels]``; output the same shape and dtype.
+    Trainable: ``scale``.
+
+    >>> import jax.numpy as jnp, pax
+    >>> pax.RMSNorm(2)(jnp.array([[3.0, 4.0]]))
+    Array([[0.8485..., 1.1313...]], dtype=float32)
+    """
+
+    parameters = parameters_method("scale")
+
+    def __init__(
+        self,
+        num_channels: int,
+        axis: Axes = -1,
+        eps: float = 1e-5,
+        scale_init: Initializer | None = None,
+        create_scale: bool = True,
+        *,
+        param_axis: int = -1,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        owner = type(self).__name__
+        self.num_channels = positive_int(num_channels, "num_channels", owner)
+        self.axis = _check_axes(axis, owner)
+        if not create_scale and scale_init is not None:
+            raise ValueError(
+                f"{owner}: cannot set `scale_init` if `create_scale=False`"
+            )
+        if not eps > 0:
+            raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
+        self.eps = float(eps)
+        self.create_scale = bool(create_scale)
+        self.param_axis = param_axis
+        c = (self.num_channels,)
+        self.scale = (
+            (scale_init or ones)(rng_key_or_next(rng_key), c, jnp.float32)
+            if create_scale
+            else None
+        )
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        """``[..., num_channels] -> [..., num_channels]``."""
+        x = as_array(x, who(self))
+        if x.ndim < 1 or x.shape[self.param_axis] != self.num_channels:
+            raise ValueError(
+                f"{who(self)}: expected input with {self.num_channels} channels on "
+                f"axis {self.param_axis}, got shape {tuple(x.shape)}"
+            )
+        axes = _resolve(self.axis, x.ndim, who(self))
+        with jax.named_scope("pax.nn.RMSNorm"):
+            dtype = norm_dtype(x)
+            xf = x.astype(dtype)
+            ms = jnp.mean(jnp.square(xf), axes, keepdims=True)
+            y = xf * jnp.broadcast_to(
+                jax.lax.rsqrt(ms + jnp.asarray(self.eps, dtype)), x.shape
+            )
+            if self.scale is not None:
+                y = y * affine(self.scale, None, x, self.param_axis % x.ndim, dtype)
+            return y.astype(x.dtype)

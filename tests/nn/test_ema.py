@@ -1,0 +1,84 @@
+"""EMA: averages with and without debiasing, warm-up, ints, purity, Haiku parity."""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pax
+
+
+def values(key, n=4, shape=(3,)):
+    return [jax.random.normal(k, shape) for k in jax.random.split(key, n)]
+
+
+@pytest.mark.parametrize("debias", [False, True])
+def test_averages_match_a_hand_loop(debias, key):
+    init = np.array([5.0, -1.0, 2.0])
+    ema = pax.EMA(jnp.asarray(init, jnp.float32), 0.7, debias=debias)
+    hidden = np.zeros(3) if debias else init.copy()
+    for t, v in enumerate(values(key), start=1):
+        ema, avg = pax.purecall(ema, v)
+        hidden = 0.7 * hidden + 0.3 * np.asarray(v)
+        expected = hidden / (1 - 0.7**t) if debias else hidden
+        np.testing.assert_allclose(avg, expected, rtol=1e-5)
+        np.testing.assert_allclose(ema.averages, expected, rtol=1e-5)
+
+
+def test_pytree_values_and_int_leaves(key):
+    tree = {"w": jnp.zeros((2,)), "step": jnp.array(0)}
+    with pytest.raises(TypeError, match="allow_int=True"):
+        pax.EMA(tree, 0.5)
+    ema = pax.EMA(tree, 0.5, allow_int=True)
+    ema, avg = pax.purecall(ema, {"w": jnp.ones((2,)), "step": jnp.array(7)})
+    np.testing.assert_allclose(avg["w"], [0.5, 0.5])
+    assert int(avg["step"]) == 7 and avg["step"].dtype == jnp.int32
+
+
+def test_warmup_follows_the_input_then_decays(key):
+    ema = pax.EMA(jnp.zeros(()), 0.9, warmup_length=2)
+    outs = []
+    for v in (1.0, 2.0, 3.0):
+        ema, avg = pax.purecall(ema, jnp.array(v))
+        outs.append(float(avg))
+    assert outs[:2] == [1.0, 2.0]  # decay 0 during warm-up
+    assert outs[2] == pytest.approx(0.9 * 2.0 + 0.1 * 3.0)
+    with pytest.raises(ValueError, match="exclusive"):
+        pax.EMA(jnp.zeros(()), 0.9, debias=True, warmup_length=2)
+
+
+def test_update_stats_false_is_a_plain_call_and_purity(key):
+    ema = pax.EMA(jnp.zeros((3,)), 0.5)
+    with pytest.raises(pax.MutationError):
+        ema(jnp.ones((3,)))
+    out = ema(jnp.ones((3,)), update_stats=False)
+    np.testing.assert_allclose(out, 0.5 * np.ones(3))
+    np.testing.assert_array_equal(ema.averages, np.zeros(3))
+    assert ema.parameters().averages is None  # state, not trainable
+
+
+def test_parity_with_haiku(key):
+    vs = values(key, 5)
+    f = hk.transform_with_state(
+        lambda v: hk.ExponentialMovingAverage(0.8, zero_debias=True)(v)
+    )
+    _, state = f.init(None, vs[0])
+    ema = pax.EMA(jnp.zeros((3,)), 0.8, debias=True)
+    for v in vs:
+        hk_avg, state = f.apply({}, state, None, v)
+        ema, avg = pax.purecall(ema, v)
+        np.testing.assert_allclose(avg, hk_avg, rtol=1e-6)
+    s = state["exponential_moving_average"]
+    np.testing.assert_allclose(ema.hidden, s["hidden"], rtol=1e-6)
+    assert int(ema.counter) == int(s["counter"])
+
+
+def test_errors():
+    ema = pax.EMA(jnp.zeros((3,)), 0.5)
+    with pytest.raises(ValueError, match=r"shape \(4,\), expected \(3,\)"):
+        ema(jnp.ones((4,)), update_stats=False)
+    with pytest.raises(ValueError, match="structure"):
+        ema({"a": jnp.ones((3,))}, update_stats=False)
+    with pytest.raises(ValueError, match="`decay_rate` must be in"):
+        pax.EMA(jnp.zeros(()), 1.5)

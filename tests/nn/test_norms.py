@@ -1,0 +1,154 @@
+"""LayerNorm, InstanceNorm, RMSNorm, GroupNorm: numerics, Haiku parity, errors."""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import pax
+
+RANDOM = pax.initializers.RandomNormal(1.0, 1.0)
+
+
+def np_norm(x, axes, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axes, keepdims=True)
+    var = ((x - mean) ** 2).mean(axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+def along(p, ndim, axis):
+    shape = [1] * ndim
+    shape[axis] = -1
+    return np.asarray(p, np.float64).reshape(shape)
+
+
+@pytest.mark.parametrize(
+    "axis, axes", [(-1, (2,)), ((1, 2), (1, 2)), (slice(1, None), (1, 2))]
+)
+def test_layer_norm_numerics(axis, axes, key):
+    ln = pax.LayerNorm(4, axis, scale_init=RANDOM, offset_init=RANDOM, rng_key=key)
+    x = jax.random.normal(key, (2, 3, 4)) * 3 + 1
+    expected = np_norm(x, axes) * along(ln.scale, 3, -1) + along(ln.offset, 3, -1)
+    np.testing.assert_allclose(ln(x), expected, rtol=1e-4, atol=1e-5)
+    fast = pax.LayerNorm(4, axis, use_fast_variance=True)
+    np.testing.assert_allclose(fast(x), np_norm(x, axes), rtol=1e-3, atol=1e-4)
+
+
+def test_layer_norm_param_axis_and_call_time_affine(key):
+    ln = pax.LayerNorm(3, axis=(2, 3), param_axis=1, scale_init=RANDOM, rng_key=key)
+    x = jax.random.normal(key, (2, 3, 4, 5))
+    expected = np_norm(x, (2, 3)) * along(ln.scale, 4, 1) + 0
+    np.testing.assert_allclose(ln(x), expected, rtol=1e-4, atol=1e-5)
+    bare = pax.LayerNorm(5, create_scale=False, create_offset=False)
+    y = bare(x, scale=jnp.full((5,), 2.0), offset=jnp.ones((5,)))
+    np.testing.assert_allclose(y, np_norm(x, (3,)) * 2 + 1, rtol=1e-4, atol=1e-5)
+    assert bare.parameters().scale is None
+
+
+@pytest.mark.parametrize("axis", [-1, slice(1, None)])
+def test_layer_norm_parity_with_haiku(axis, key):
+    x = jax.random.normal(key, (2, 3, 4)) * 2
+    f = hk.transform(lambda x: hk.LayerNorm(axis, True, True, param_axis=-1)(x))
+    params = f.init(key, x)
+    ln = pax.LayerNorm(4, axis).replace(
+        scale=params["layer_norm"]["scale"] + 0.5,
+        offset=params["layer_norm"]["offset"] - 0.25,
+    )
+    params = jax.tree_util.tree_map(lambda p: p, params)
+    params["layer_norm"]["scale"] = ln.scale
+    params["layer_norm"]["offset"] = ln.offset
+    np.testing.assert_allclose(ln(x), f.apply(params, None, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_instance_norm(data_format, key):
+    norm = pax.InstanceNorm(3, scale_init=RANDOM, data_format=data_format, rng_key=key)
+    if data_format == "channels_last":
+        x, axes, ch = jax.random.normal(key, (2, 4, 5, 3)), (1, 2), 3
+    else:
+        x, axes, ch = jax.random.normal(key, (2, 3, 4, 5)), (2, 3), 1
+    expected = np_norm(x, axes) * along(norm.scale, 4, ch)
+    np.testing.assert_allclose(norm(x), expected, rtol=1e-4, atol=1e-5)
+    f = hk.transform(lambda x: hk.InstanceNorm(True, True, data_format=data_format)(x))
+    params = f.init(key, x)
+    params["instance_norm"]["scale"] = norm.scale.reshape(
+        params["instance_norm"]["scale"].shape
+    )
+    np.testing.assert_allclose(norm(x), f.apply(params, None, x), rtol=1e-5, atol=1e-5)
+
+
+def test_rms_norm(key):
+    norm = pax.RMSNorm(4, scale_init=RANDOM, rng_key=key)
+    x = jax.random.normal(key, (3, 4))
+    xn = np.asarray(x, np.float64)
+    expected = (
+        xn / np.sqrt((xn**2).mean(-1, keepdims=True) + 1e-5) * along(norm.scale, 2, -1)
+    )
+    np.testing.assert_allclose(norm(x), expected, rtol=1e-5)
+    f = hk.transform(lambda x: hk.RMSNorm(-1)(x))
+    params = f.init(key, x)
+    params["rms_norm"]["scale"] = norm.scale
+    np.testing.assert_allclose(norm(x), f.apply(params, None, x), rtol=1e-5, atol=1e-6)
+    assert pax.RMSNorm(4, create_scale=False).parameters().scale is None
+
+
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_group_norm(data_format, key):
+    gn = pax.GroupNorm(
+        2,
+        6,
+        scale_init=RANDOM,
+        offset_init=RANDOM,
+        data_format=data_format,
+        rng_key=key,
+    )
+    x = jax.random.normal(key, (2, 5, 5, 6)) * 2 + 3
+    xn = np.asarray(x, np.float64)
+    # by hand: split the 6 channels into 2 groups of 3 and normalize each group
+    # of each example over (H, W, channels-in-group)
+    groups = xn.reshape(2, 5, 5, 2, 3)
+    normed = np_norm(groups, (1, 2, 4)).reshape(2, 5, 5, 6)
+    expected = normed * along(gn.scale, 4, 3) + along(gn.offset, 4, 3)
+    if data_format == "channels_first":
+        y = jnp.transpose(gn(jnp.transpose(x, (0, 3, 1, 2))), (0, 2, 3, 1))
+    else:
+        y = gn(x)
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_group_norm_parity_with_haiku(key):
+    x = jax.random.normal(key, (2, 4, 8))
+    f = hk.transform(lambda x: hk.GroupNorm(4)(x))
+    params = f.init(key, x)
+    gn = pax.GroupNorm(4, 8, scale_init=RANDOM, rng_key=key)
+    params["group_norm"]["scale"] = gn.scale
+    np.testing.assert_allclose(gn(x), f.apply(params, None, x), rtol=1e-5, atol=1e-5)
+
+
+def test_errors(key):
+    with pytest.raises(
+        ValueError, match=r"`groups` \(=3\) must divide `num_channels` \(=8\)"
+    ):
+        pax.GroupNorm(3, 8)
+    with pytest.raises(ValueError, match="expected input with 8 channels"):
+        pax.GroupNorm(2, 8)(jnp.ones((2, 4, 6)))
+    with pytest.raises(ValueError, match="must include the channel axis"):
+        pax.GroupNorm(2, 8, axis=(1,))(jnp.ones((2, 4, 8)))
+    with pytest.raises(ValueError, match="cannot pass `scale` at call time"):
+        pax.LayerNorm(4)(jnp.ones((2, 4)), scale=jnp.ones(4))
+    with pytest.raises(ValueError, match="cannot pass `offset` at call time"):
+        pax.GroupNorm(2, 4)(jnp.ones((2, 4)), offset=jnp.ones(4))
+    with pytest.raises(ValueError, match="unknown `data_format`"):
+        pax.GroupNorm(2, 4, data_format="NHCW")
+    with pytest.raises(ValueError, match="unknown `data_format`"):
+        pax.InstanceNorm(4, data_format="bad")
+    with pytest.raises(ValueError, match="expected input with 4 channels on axis -1"):
+        pax.LayerNorm(4)(jnp.ones((2, 5)))
+    with pytest.raises(ValueError, match="`axis` must be an int"):
+        pax.LayerNorm(4, axis="last")
+    with pytest.raises(ValueError, match="out of range"):
+        pax.LayerNorm(4, axis=3)(jnp.ones((2, 4)))
+    with pytest.raises(ValueError, match="expected input with 4 channels"):
+        pax.RMSNorm(4)(jnp.ones((2, 3)))
