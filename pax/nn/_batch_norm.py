@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core.module import Module, parameters_method
-from ..initializers import Initializer, ones, zeros
+from ..initializers import Initializer
 from ._moving_averages import EMA
 from ._utils import (
     affine,
@@ -16,9 +16,9 @@ from ._utils import (
     broadcast_param,
     channel_index,
     check_call_affine,
+    init_affine,
     norm_dtype,
     positive_int,
-    rng_key_or_next,
     who,
 )
 
@@ -88,42 +88,28 @@ class BatchNorm(Module):
         super().__init__(name=name)
         owner = type(self).__name__
         self.num_channels = positive_int(num_channels, "num_channels", owner)
-        self.create_scale = bool(create_scale)
-        self.create_offset = bool(create_offset)
-        if not create_scale and scale_init is not None:
-            raise ValueError(
-                f"{owner}: cannot set `scale_init` if `create_scale=False`"
-            )
-        if not create_offset and offset_init is not None:
-            raise ValueError(
-                f"{owner}: cannot set `offset_init` if `create_offset=False`"
-            )
         if not 0.0 <= decay_rate <= 1.0:
             raise ValueError(
                 f"{owner}: `decay_rate` must be in [0, 1], got {decay_rate}"
             )
-        if not eps > 0:
-            raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
         if cross_replica_axis is None and cross_replica_axis_index_groups is not None:
             raise ValueError(
                 f"{owner}: `cross_replica_axis_index_groups` needs `cross_replica_axis`"
             )
+        init_affine(
+            self, create_scale, create_offset, scale_init, offset_init, eps, rng_key
+        )
         self.decay_rate = float(decay_rate)
-        self.eps = float(eps)
         self.data_format = data_format
         self.channel_axis = channel_index(data_format, owner, self._formats())
         self.cross_replica_axis = cross_replica_axis
         self.cross_replica_axis_index_groups = cross_replica_axis_index_groups
-        s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
-        c = (self.num_channels,)
-        self.scale = (
-            (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None
+        self.mean_ema = EMA(
+            jnp.zeros((self.num_channels,), jnp.float32), self.decay_rate, debias=True
         )
-        self.offset = (
-            (offset_init or zeros)(o_key, c, jnp.float32) if create_offset else None
+        self.var_ema = EMA(
+            jnp.ones((self.num_channels,), jnp.float32), self.decay_rate, debias=True
         )
-        self.mean_ema = EMA(jnp.zeros(c, jnp.float32), self.decay_rate, debias=True)
-        self.var_ema = EMA(jnp.ones(c, jnp.float32), self.decay_rate, debias=True)
 
     def _formats(self) -> tuple[str, ...] | None:
         return None  # any data format; the 1D/2D subclasses restrict it

@@ -8,12 +8,13 @@ import jax
 import jax.numpy as jnp
 
 from .._core.module import Module, parameters_method
-from ..initializers import Initializer, ones, zeros
+from ..initializers import Initializer, ones
 from ._utils import (
     affine,
     as_array,
     channel_index,
     check_call_affine,
+    init_affine,
     norm_dtype,
     positive_int,
     rng_key_or_next,
@@ -105,28 +106,10 @@ class LayerNorm(Module):
         if not isinstance(param_axis, int):
             raise TypeError(f"{owner}: `param_axis` must be an int, got {param_axis!r}")
         self.param_axis = param_axis
-        if not create_scale and scale_init is not None:
-            raise ValueError(
-                f"{owner}: cannot set `scale_init` if `create_scale=False`"
-            )
-        if not create_offset and offset_init is not None:
-            raise ValueError(
-                f"{owner}: cannot set `offset_init` if `create_offset=False`"
-            )
-        if not eps > 0:
-            raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
-        self.create_scale = bool(create_scale)
-        self.create_offset = bool(create_offset)
-        self.eps = float(eps)
+        init_affine(
+            self, create_scale, create_offset, scale_init, offset_init, eps, rng_key
+        )
         self.use_fast_variance = bool(use_fast_variance)
-        s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
-        c = (self.num_channels,)
-        self.scale = (
-            (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None
-        )
-        self.offset = (
-            (offset_init or zeros)(o_key, c, jnp.float32) if create_offset else None
-        )
 
     def _statistics(self, xf: jax.Array, axes: tuple[int, ...]):
         mean = jnp.mean(xf, axes, keepdims=True)

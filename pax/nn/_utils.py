@@ -148,3 +148,35 @@ def affine(own: Any, given: Any, x: jax.Array, axis: int, dtype: Any) -> Any:
     if given is not None:
         return jnp.broadcast_to(jnp.asarray(given, dtype), x.shape)
     return None
+
+
+def init_affine(
+    module: Any,
+    create_scale: bool,
+    create_offset: bool,
+    scale_init: Any,
+    offset_init: Any,
+    eps: float,
+    rng_key: jax.Array | None,
+) -> None:
+    """Normalization layers: validate and set ``create_scale``,
+    ``create_offset``, ``eps``, ``scale`` (default ones) and ``offset``
+    (default zeros), each ``[num_channels]`` or None."""
+    from ..initializers import ones, zeros
+
+    owner = type(module).__name__
+    if not create_scale and scale_init is not None:
+        raise ValueError(f"{owner}: cannot set `scale_init` if `create_scale=False`")
+    if not create_offset and offset_init is not None:
+        raise ValueError(f"{owner}: cannot set `offset_init` if `create_offset=False`")
+    if not eps > 0:
+        raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
+    module.create_scale = bool(create_scale)
+    module.create_offset = bool(create_offset)
+    module.eps = float(eps)
+    s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
+    c = (module.num_channels,)
+    module.scale = (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None
+    module.offset = (
+        (offset_init or zeros)(o_key, c, jnp.float32) if create_offset else None
+    )
