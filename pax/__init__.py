@@ -6,6 +6,10 @@ rng keys; there is no transform step. See README.md and DESIGN.md.
 
 from . import initializers as initializers
 from . import nn as nn
+from . import optim as optim
+from . import utils as utils
+from ._core.autograd import grad as grad
+from ._core.autograd import value_and_grad as value_and_grad
 from ._core.errors import LeakedTracerError as LeakedTracerError
 from ._core.errors import MutationError as MutationError
 from ._core.errors import UnknownAttributeError as UnknownAttributeError
@@ -25,13 +29,23 @@ from ._core.transforms import enable_train_mode as enable_train_mode
 from ._core.transforms import freeze_parameters as freeze_parameters
 from ._core.transforms import select_parameters as select_parameters
 from ._core.transforms import unfreeze_parameters as unfreeze_parameters
+from ._mixed_precision import apply_mp_policy as apply_mp_policy
+from ._mixed_precision import unwrap_mp_policy as unwrap_mp_policy
 from .nn import *  # noqa: F403 - every pax.nn layer is also pax.<Name>
+from .optim import apply_updates as apply_updates
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     *nn.__all__,
     "initializers",
+    "optim",
+    "utils",
+    "grad",
+    "value_and_grad",
+    "apply_updates",
+    "apply_mp_policy",
+    "unwrap_mp_policy",
     "LeakedTracerError",
     "Module",
     "MutationError",
