@@ -8,6 +8,8 @@ from . import initializers as initializers
 from . import nn as nn
 from . import optim as optim
 from . import utils as utils
+from ._checkpoint import load as load
+from ._checkpoint import save as save
 from ._core.autograd import grad as grad
 from ._core.autograd import value_and_grad as value_and_grad
 from ._core.errors import LeakedTracerError as LeakedTracerError
@@ -56,12 +58,14 @@ __all__ = [
     "enable_train_mode",
     "freeze_parameters",
     "is_module",
+    "load",
     "module_and_value",
     "next_rng_key",
     "nn",
     "parameters_method",
     "pure",
     "purecall",
+    "save",
     "seed_rng_key",
     "select_parameters",
     "unfreeze_parameters",

@@ -1,0 +1,218 @@
+"""Mixed precision with jmp: ``apply_mp_policy`` and ``unwrap_mp_policy``.
+
+``apply_mp_policy(module, policy)`` returns the module with every submodule
+wrapped (the module itself included): each wrapped module's class is swapped
+for a cached subclass whose ``__call__`` casts floating inputs and the
+module's own floating arrays to ``policy.compute_dtype``, runs the original
+``__call__`` and casts floating outputs to ``policy.output_dtype``. Floating
+arrays are *stored* in ``policy.param_dtype``. Normalization layers (and
+their submodules) keep float32 parameters, statistics and arithmetic; their
+output is cast to the outer policy's compute dtype.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import jax
+import jax.numpy as jnp
+import jmp
+import numpy as np
+
+from ._core.module import (
+    Module,
+    _get_spec,
+    _map_modules,
+    _set_dict,
+    _set_session,
+    _set_spec,
+    _Spec,
+)
+
+__all__ = ["apply_mp_policy", "unwrap_mp_policy"]
+
+M = TypeVar("M", bound=Module)
+
+_POLICY = "_pax_mp_policy"
+_DTYPES = "_pax_mp_dtypes"
+_WRAPPED: dict[type, type] = {}
+
+
+def _norm_types() -> tuple[type, ...]:
+    from .nn import BatchNorm, GroupNorm, LayerNorm, RMSNorm
+
+    return (BatchNorm, LayerNorm, GroupNorm, RMSNorm)  # InstanceNorm is a LayerNorm
+
+
+def _is_float_array(x: Any) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray)) and jnp.issubdtype(
+        x.dtype, jnp.floating
+    )
+
+
+def _own_float_arrays(module: Module) -> dict[str, Any]:
+    d = module.__dict__
+    return {n: d[n] for n in _get_spec(module).child_names if _is_float_array(d[n])}
+
+
+def _rebuild(cls: type, d: dict) -> Module:
+    obj = object.__new__(cls)
+    _set_dict(obj, d)
+    _set_spec(obj, _Spec.build(cls, d))
+    _set_session(obj, None)
+    return obj
+
+
+def _wrapped_class(cls: type) -> type:
+    original = getattr(cls, "_pax_mp_original", None)
+    if original is not None:
+        return cls
+    if cls in _WRAPPED:
+        return _WRAPPED[cls]
+    original_call = cls.__call__
+
+    def __call__(self, *args, **kwargs):
+        policy: jmp.Policy = self.__dict__[_POLICY]
+        args, kwargs = policy.cast_to_compute((args, kwargs))
+        own = _own_float_arrays(self)
+        # A private copy whose own arrays are in the compute dtype; it shares
+        # submodules (wrapped themselves) and the session of `self`, so a
+        # stateful call needs pure exactly as without the policy.
+        casted = {n: v.astype(policy.compute_dtype) for n, v in own.items()}
+        tmp = object.__new__(type(self))
+        d = dict(self.__dict__)
+        d.update(casted)
+        _set_dict(tmp, d)
+        _set_spec(tmp, _get_spec(self))
+        try:
+            session = self._pax_session
+        except AttributeError:
+            session = None
+        _set_session(tmp, session)
+        try:
+            out = original_call(tmp, *args, **kwargs)
+        finally:
+            _set_session(tmp, None)
+        # write back what the call changed, in the stored dtype
+        for name, value in tmp.__dict__.items():
+            before = casted.get(name, self.__dict__.get(name))
+            if value is not before:
+                if name in own and _is_float_array(value):
+                    value = value.astype(own[name].dtype)
+                setattr(self, name, value)
+        return policy.cast_to_output(out)
+
+    wrapped = type(
+        cls.__name__,
+        (cls,),
+        {
+            "__call__": __call__,
+            "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__,
+            "__doc__": cls.__doc__,
+            "_pax_mp_original": cls,
+        },
+    )
+    _WRAPPED[cls] = wrapped
+    return wrapped
+
+
+def _wrap_one(module: Module, policy: jmp.Policy) -> Module:
+    cls = getattr(type(module), "_pax_mp_original", type(module))
+    d = dict(module.__dict__)
+    dtypes = dict(d.pop(_DTYPES, ()))
+    for name, value in _own_float_arrays(module).items():
+        dtypes.setdefault(name, str(value.dtype))
+        d[name] = value.astype(policy.param_dtype)
+    d[_POLICY] = policy
+    d[_DTYPES] = tuple(sorted(dtypes.items()))
+    return _rebuild(_wrapped_class(cls), d)
+
+
+def _apply(module: Module, policy: jmp.Policy, norms: tuple[type, ...]) -> Module:
+    if isinstance(module, norms):
+        f32 = jmp.Policy(
+            param_dtype=jnp.float32,
+            compute_dtype=jnp.float32,
+            output_dtype=policy.compute_dtype,
+        )
+        return _wrap_one(module, f32)
+
+    def sub(x):
+        return _apply(x, policy, norms) if isinstance(x, Module) else x
+
+    d = dict(module.__dict__)
+    for name in _get_spec(module).child_names:
+        d[name] = jax.tree_util.tree_map(
+            sub, d[name], is_leaf=lambda x: isinstance(x, Module)
+        )
+    return _wrap_one(_rebuild(type(module), d), policy)
+
+
+def apply_mp_policy(module: M, mp_policy: jmp.Policy) -> M:
+    """Run ``module`` (and every submodule) under a jmp mixed-precision policy.
+
+    Floating arrays are stored in ``param_dtype``; each call casts floating
+    inputs and the module's own arrays to ``compute_dtype`` and floating
+    outputs to ``output_dtype``. Normalization layers (BatchNorm, LayerNorm,
+    InstanceNorm, GroupNorm, RMSNorm) keep float32 parameters, statistics and
+    arithmetic and cast their output to ``compute_dtype``. Stateful calls still
+    need ``pax.purecall``; state updates are stored back in the stored dtype.
+
+    Args:
+      module: any module (containers included).
+      mp_policy: a ``jmp.Policy``, e.g.
+        ``jmp.get_policy("params=float32,compute=bfloat16,output=float32")``.
+
+    Returns:
+      The wrapped module (same type name, same structure and leaves);
+      :func:`unwrap_mp_policy` gives back the original type and values.
+
+    >>> import jax, jax.numpy as jnp, jmp, pax
+    >>> policy = jmp.get_policy("params=float32,compute=bfloat16,output=float32")
+    >>> fc = pax.Linear(3, 2, rng_key=jax.random.PRNGKey(0))
+    >>> net = pax.apply_mp_policy(fc, policy)
+    >>> net(jnp.ones((1, 3))).dtype, net.weight.dtype
+    (dtype('float32'), dtype('float32'))
+    """
+    if not isinstance(module, Module):
+        raise TypeError(
+            f"pax.apply_mp_policy expects a pax.Module, got {type(module).__name__}"
+        )
+    if not isinstance(mp_policy, jmp.Policy):
+        raise TypeError(
+            "pax.apply_mp_policy expects a jmp.Policy, e.g. "
+            "jmp.get_policy('params=float32,compute=bfloat16,output=float32'), got "
+            f"{type(mp_policy).__name__}"
+        )
+    return _apply(module, mp_policy, _norm_types())
+
+
+def _unwrap_one(module: Module) -> Module:
+    original = getattr(type(module), "_pax_mp_original", None)
+    if original is None:
+        return module
+    d = dict(module.__dict__)
+    d.pop(_POLICY, None)
+    for name, dtype in d.pop(_DTYPES, ()):
+        if name in d and _is_float_array(d[name]):
+            d[name] = d[name].astype(dtype)
+    return _rebuild(original, d)
+
+
+def unwrap_mp_policy(module: M) -> M:
+    """Undo :func:`apply_mp_policy`: original classes, arrays back in the dtypes
+    they had when the policy was applied.
+
+    >>> import jax, jmp, pax
+    >>> fc = pax.Linear(3, 2, rng_key=jax.random.PRNGKey(0))
+    >>> half = pax.apply_mp_policy(fc, jmp.get_policy("p=bf16,c=bf16,o=bf16"))
+    >>> back = pax.unwrap_mp_policy(half)
+    >>> type(back) is pax.Linear, back.weight.dtype
+    (True, dtype('float32'))
+    """
+    if not isinstance(module, Module):
+        raise TypeError(
+            f"pax.unwrap_mp_policy expects a pax.Module, got {type(module).__name__}"
+        )
+    return _map_modules(module, _unwrap_one)
