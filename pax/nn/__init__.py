@@ -5,6 +5,12 @@ Every public layer class here is also exported at the top level (``pax.X``).
 
 from .._core.rng import RngSeq as RngSeq
 from . import pad as pad
+from ._attention import KVCache as KVCache
+from ._attention import MultiHeadAttention as MultiHeadAttention
+from ._attention import apply_rotary as apply_rotary
+from ._attention import causal_mask as causal_mask
+from ._attention import combine_masks as combine_masks
+from ._attention import padding_mask as padding_mask
 from ._batch_apply import BatchApply as BatchApply
 from ._batch_apply import expand_apply as expand_apply
 from ._batch_norm import BatchNorm as BatchNorm
@@ -73,20 +79,26 @@ __all__ = [
     "GroupNorm",
     "Identity",
     "InstanceNorm",
+    "KVCache",
     "Lambda",
     "LayerNorm",
     "Linear",
     "MaxPool",
+    "MultiHeadAttention",
     "RMSNorm",
     "Reshape",
     "RngSeq",
     "SNParamsTree",
     "SeparableDepthwiseConv2D",
-    "SpectralNorm",
     "Sequential",
+    "SpectralNorm",
+    "apply_rotary",
     "avg_pool",
+    "causal_mask",
+    "combine_masks",
     "dropout",
     "expand_apply",
     "max_pool",
     "pad",
+    "padding_mask",
 ]

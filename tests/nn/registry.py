@@ -48,6 +48,9 @@ FAMILIES = [
     "entries_basic",
     "entries_norm",
     "entries_norm_sn",
+    "entries_recurrent",
+    "entries_layer_stack",
+    "entries_attention",
 ]
 
 
