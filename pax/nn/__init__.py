@@ -23,6 +23,10 @@ from ._conv import Conv1D as Conv1D
 from ._conv import Conv2D as Conv2D
 from ._conv import Conv3D as Conv3D
 from ._conv import ConvND as ConvND
+from ._conv_lstm import Conv1DLSTM as Conv1DLSTM
+from ._conv_lstm import Conv2DLSTM as Conv2DLSTM
+from ._conv_lstm import Conv3DLSTM as Conv3DLSTM
+from ._conv_lstm import ConvNDLSTM as ConvNDLSTM
 from ._conv_transpose import Conv1DTranspose as Conv1DTranspose
 from ._conv_transpose import Conv2DTranspose as Conv2DTranspose
 from ._conv_transpose import Conv3DTranspose as Conv3DTranspose
@@ -47,6 +51,17 @@ from ._pool import AvgPool as AvgPool
 from ._pool import MaxPool as MaxPool
 from ._pool import avg_pool as avg_pool
 from ._pool import max_pool as max_pool
+from ._recurrent import GRU as GRU
+from ._recurrent import LSTM as LSTM
+from ._recurrent import DeepRNN as DeepRNN
+from ._recurrent import IdentityCore as IdentityCore
+from ._recurrent import LSTMState as LSTMState
+from ._recurrent import ResetCore as ResetCore
+from ._recurrent import RNNCore as RNNCore
+from ._recurrent import VanillaRNN as VanillaRNN
+from ._recurrent import deep_rnn_with_skip_connections as deep_rnn_with_skip_connections
+from ._recurrent import dynamic_unroll as dynamic_unroll
+from ._recurrent import static_unroll as static_unroll
 from ._reshape import Flatten as Flatten
 from ._reshape import Reshape as Reshape
 from ._spectral_norm import SNParamsTree as SNParamsTree
@@ -60,13 +75,18 @@ __all__ = [
     "BatchNorm2D",
     "Bias",
     "Conv1D",
+    "Conv1DLSTM",
     "Conv1DTranspose",
     "Conv2D",
+    "Conv2DLSTM",
     "Conv2DTranspose",
     "Conv3D",
+    "Conv3DLSTM",
     "Conv3DTranspose",
     "ConvND",
+    "ConvNDLSTM",
     "ConvNDTranspose",
+    "DeepRNN",
     "DepthwiseConv1D",
     "DepthwiseConv2D",
     "DepthwiseConv3D",
@@ -76,29 +96,39 @@ __all__ = [
     "EMAParamsTree",
     "Embed",
     "Flatten",
+    "GRU",
     "GroupNorm",
     "Identity",
+    "IdentityCore",
     "InstanceNorm",
     "KVCache",
+    "LSTM",
+    "LSTMState",
     "Lambda",
     "LayerNorm",
     "Linear",
     "MaxPool",
     "MultiHeadAttention",
     "RMSNorm",
+    "RNNCore",
+    "ResetCore",
     "Reshape",
     "RngSeq",
     "SNParamsTree",
     "SeparableDepthwiseConv2D",
     "Sequential",
     "SpectralNorm",
+    "VanillaRNN",
     "apply_rotary",
     "avg_pool",
     "causal_mask",
     "combine_masks",
+    "deep_rnn_with_skip_connections",
     "dropout",
+    "dynamic_unroll",
     "expand_apply",
     "max_pool",
     "pad",
     "padding_mask",
+    "static_unroll",
 ]
