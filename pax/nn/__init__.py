@@ -43,6 +43,7 @@ from ._group_norm import GroupNorm as GroupNorm
 from ._layer_norm import InstanceNorm as InstanceNorm
 from ._layer_norm import LayerNorm as LayerNorm
 from ._layer_norm import RMSNorm as RMSNorm
+from ._layer_stack import LayerStack as LayerStack
 from ._linear import Bias as Bias
 from ._linear import Linear as Linear
 from ._moving_averages import EMA as EMA
@@ -106,6 +107,7 @@ __all__ = [
     "LSTMState",
     "Lambda",
     "LayerNorm",
+    "LayerStack",
     "Linear",
     "MaxPool",
     "MultiHeadAttention",
