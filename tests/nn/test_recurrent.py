@@ -46,11 +46,11 @@ def f64(x):
     return np.asarray(x, np.float64)
 
 
-def close(a, b, tol=1e-5):
+def assert_close(a, b, tol=1e-5):
     np.testing.assert_allclose(np.asarray(a, np.float64), b, rtol=tol, atol=tol)
 
 
-def trees_close(a, b, tol=1e-6):
+def assert_trees_close(a, b, tol=1e-6):
     la, ta = jax.tree_util.tree_flatten(a)
     lb, tb = jax.tree_util.tree_flatten(b)
     assert ta == tb
@@ -112,9 +112,9 @@ def test_lstm_gate_equations(fgb, batch, key):
         lstm.linear.weight, lstm.linear.bias, fgb, f64(h), f64(c), f64(x)
     )
     assert isinstance(state, LSTMState)
-    close(state.hidden, want_h)
-    close(state.cell, want_c)
-    close(y, want_h)
+    assert_close(state.hidden, want_h)
+    assert_close(state.cell, want_c)
+    assert_close(y, want_h)
     assert lstm.linear.weight.shape == (7, 16)
 
 
@@ -132,8 +132,8 @@ def test_gru_update_equations(batch, key):
     x, h = normal(1, (*batch, 3)), normal(2, (*batch, 4))
     state, y = gru(h, x)
     want = np_gru(gru.w_i, gru.w_h, gru.b, f64(h), f64(x))
-    close(state, want)
-    close(y, want)
+    assert_close(state, want)
+    assert_close(y, want)
     assert (gru.w_i.shape, gru.w_h.shape, gru.b.shape) == ((3, 12), (4, 12), (12,))
 
 
@@ -150,8 +150,8 @@ def test_vanilla_rnn_equations(double_bias, key):
         assert h2h.bias is None
     want = np.maximum(pre, 0.0)
     assert (want == 0).any() and (want > 0).any()  # relu is exercised
-    close(state, want)
-    close(y, want)
+    assert_close(state, want)
+    assert_close(y, want)
 
 
 def test_initial_states(key):
@@ -170,7 +170,7 @@ def test_identity_core_forwards():
     x = {"a": normal(0, (2, 3)), "b": normal(1, (2,))}
     state, y = IdentityCore()((), x)
     assert state == ()
-    trees_close(y, x, 0)
+    assert_trees_close(y, x, 0)
 
 
 # ---------------------------------------------------------------------------
@@ -251,8 +251,8 @@ def test_unrolls_agree_with_a_manual_loop(
         outputs = jnp.swapaxes(outputs, 0, 1)
         states = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), states)
     want = (states if all_states else final, outputs)
-    trees_close(dyn, want)
-    trees_close(sta, want)
+    assert_trees_close(dyn, want)
+    assert_trees_close(sta, want)
     assert outputs.shape[:2] == ((6, 2) if time_major else (2, 6))
 
 
@@ -267,8 +267,8 @@ def test_unrolls_take_and_return_pytrees(time_major, reverse):
     final, _, outputs = manual_unroll(dict_core, xs, s0, time_major, reverse)
     if not time_major:
         outputs = jax.tree_util.tree_map(lambda a: jnp.swapaxes(a, 0, 1), outputs)
-    trees_close(dyn, (final, outputs))
-    trees_close(sta, (final, outputs))
+    assert_trees_close(dyn, (final, outputs))
+    assert_trees_close(sta, (final, outputs))
     assert set(dyn[1]) == {"y", "b"}
     np.testing.assert_array_equal(dyn[1]["b"], xs["b"])  # passed through in place
     assert dyn[1]["y"].shape[t_axis] == 5
@@ -279,12 +279,12 @@ def test_reverse_runs_the_last_step_first(key):
     xs, s0 = normal(1, (4, 2, 3)), normal(2, (2, 4))
     final, ys = dynamic_unroll(core, xs, s0, reverse=True)
     first_state, first_out = core(s0, xs[3])
-    close(ys[3], f64(first_out), 1e-6)
+    assert_close(ys[3], f64(first_out), 1e-6)
     # the final state is the one after consuming xs[0]
     want = first_state
     for t in (2, 1, 0):
         want, _ = core(want, xs[t])
-    close(final, f64(want), 1e-6)
+    assert_close(final, f64(want), 1e-6)
 
 
 def test_dynamic_unroll_is_one_scan(key):
@@ -301,7 +301,7 @@ def test_unrolls_under_jit(key):
     core = make_lstm(key)
     xs = normal(1, (5, 2, 3))
     run = jax.jit(lambda c, x: dynamic_unroll(c, x, c.initial_state(2), unroll=2))
-    trees_close(run(core, xs), static_unroll(core, xs, core.initial_state(2)))
+    assert_trees_close(run(core, xs), static_unroll(core, xs, core.initial_state(2)))
 
 
 # ---------------------------------------------------------------------------
@@ -322,8 +322,8 @@ def test_deep_rnn_with_functions_and_modules_between_cores(key):
     state, y = net(s0, x)
     s_lstm, h = lstm(s0[0], x)
     s_gru, want = gru(s0[1], fc(jnp.tanh(h)))
-    trees_close(state, (s_lstm, s_gru))
-    trees_close(y, want)
+    assert_trees_close(state, (s_lstm, s_gru))
+    assert_trees_close(y, want)
     assert net.num_cores == 2
     init = net.initial_state(2)
     assert isinstance(init, tuple) and len(init) == 2
@@ -336,7 +336,7 @@ def test_deep_rnn_without_cores_has_an_empty_state():
     assert net.initial_state(2) == ()
     state, y = net((), normal(0, (2, 3)))
     assert state == ()
-    close(y, np.tanh(f64(normal(0, (2, 3)))))
+    assert_close(y, np.tanh(f64(normal(0, (2, 3)))))
 
 
 @pytest.mark.parametrize("concat", [True, False])
@@ -354,13 +354,13 @@ def test_skip_connections(concat, key):
     s_0, y0 = c0(s0[0], x)
     s_1, y1 = c1(s0[1], jnp.concatenate([x, y0], axis=-1))
     s_2, y2 = c2(s0[2], jnp.concatenate([x, y1], axis=-1))
-    trees_close(state, (s_0, s_1, s_2))
+    assert_trees_close(state, (s_0, s_1, s_2))
     if concat:
         assert y.shape == (2, 4 + 5 + 2)
-        trees_close(y, jnp.concatenate([y0, y1, y2], axis=-1))
+        assert_trees_close(y, jnp.concatenate([y0, y1, y2], axis=-1))
     else:
         assert y.shape == (2, 2)
-        trees_close(y, y2)
+        assert_trees_close(y, y2)
 
 
 def test_reset_core_resets_exactly_where_asked(key):
@@ -376,14 +376,14 @@ def test_reset_core_resets_exactly_where_asked(key):
         jnp.asarray(np.where(mask, 0.0, s0.cell)),
     )
     want_state, want_y = lstm(manual, x)
-    trees_close((state, y), (want_state, want_y))
+    assert_trees_close((state, y), (want_state, want_y))
     # the row that was not reset differs from a fresh start, and matches
     # the plain core on the original state
     fresh_state, fresh_y = lstm(lstm.initial_state(3), x)
     plain_state, plain_y = lstm(s0, x)
     assert not np.allclose(y[1], fresh_y[1])
-    close(y[1], f64(plain_y[1]), 1e-6)
-    close(y[0], f64(fresh_y[0]), 1e-6)
+    assert_close(y[1], f64(plain_y[1]), 1e-6)
+    assert_close(y[0], f64(fresh_y[0]), 1e-6)
 
 
 def test_reset_core_with_a_per_leaf_signal_and_unbatched_state(key):
@@ -396,13 +396,13 @@ def test_reset_core_with_a_per_leaf_signal_and_unbatched_state(key):
     cell = np.asarray(s0.cell).copy()
     cell[0] = 0.0
     _, want = lstm(LSTMState(s0.hidden, jnp.asarray(cell)), x)
-    close(y, f64(want), 1e-6)
+    assert_close(y, f64(want), 1e-6)
     # unbatched: a scalar flag
     s1 = LSTMState(normal(4, (4,)), normal(5, (4,)))
     _, y_reset = core(s1, (x[0], jnp.array(True)))
     _, y_keep = core(s1, (x[0], jnp.array(False)))
-    close(y_reset, f64(lstm(lstm.initial_state(None), x[0])[1]), 1e-6)
-    close(y_keep, f64(lstm(s1, x[0])[1]), 1e-6)
+    assert_close(y_reset, f64(lstm(lstm.initial_state(None), x[0])[1]), 1e-6)
+    assert_close(y_keep, f64(lstm(s1, x[0])[1]), 1e-6)
 
 
 def test_reset_core_in_an_unroll_of_a_deep_rnn(key):
@@ -424,7 +424,7 @@ def test_reset_core_in_an_unroll_of_a_deep_rnn(key):
         )
         state, y = deep(state, xs[t])
         outs.append(y)
-    trees_close((final, ys), (state, jnp.stack(outs)))
+    assert_trees_close((final, ys), (state, jnp.stack(outs)))
 
 
 # ---------------------------------------------------------------------------
@@ -477,7 +477,7 @@ def test_grad_through_dynamic_unroll_matches_static(key):
 
     dyn, sta = loss(dynamic_unroll), loss(static_unroll)
     assert type(dyn) is LSTM
-    trees_close(dyn, sta, 1e-5)
+    assert_trees_close(dyn, sta, 1e-5)
     assert bool(jnp.all(jnp.isfinite(dyn.linear.weight)))
     # the hidden-to-gates rows of the fused weight get gradient (BPTT)
     assert bool(jnp.any(dyn.linear.weight[3:] != 0))
@@ -531,7 +531,7 @@ def test_lstm_parity_with_haiku():
     (hk_y, hk_state), params = haiku_run(lambda: hk.LSTM(4), x, hk.LSTMState(h, c))
     lstm = lstm_from(params["lstm/linear"], 3, 4)
     state, y = lstm(LSTMState(h, c), x)
-    trees_close((y, tuple(state)), (hk_y, tuple(hk_state)), 1e-5)
+    assert_trees_close((y, tuple(state)), (hk_y, tuple(hk_state)), 1e-5)
 
 
 def test_lstm_unroll_parity_with_haiku():
@@ -546,14 +546,14 @@ def test_lstm_unroll_parity_with_haiku():
     hk_ys, hk_final = t.apply(params, xs)
     lstm = lstm_from(params["lstm/linear"], 3, 4)
     final, ys = dynamic_unroll(lstm, xs, lstm.initial_state(2))
-    trees_close((tuple(final), ys), (tuple(hk_final), hk_ys), 1e-5)
+    assert_trees_close((tuple(final), ys), (tuple(hk_final), hk_ys), 1e-5)
 
 
 def test_gru_parity_with_haiku():
     x, h = normal(1, (2, 3)), normal(2, (2, 4))
     (hk_y, hk_state), params = haiku_run(lambda: hk.GRU(4), x, h)
     state, y = gru_from(params["gru"], 3, 4)(h, x)
-    trees_close((y, state), (hk_y, hk_state), 1e-5)
+    assert_trees_close((y, state), (hk_y, hk_state), 1e-5)
 
 
 @pytest.mark.parametrize("double_bias", [True, False])
@@ -572,7 +572,7 @@ def test_vanilla_rnn_parity_with_haiku(double_bias):
     )
     assert ("b" in h2h) == double_bias
     state, y = rnn(h, x)
-    trees_close((y, state), (hk_y, hk_state), 1e-5)
+    assert_trees_close((y, state), (hk_y, hk_state), 1e-5)
 
 
 @pytest.mark.parametrize("skip", [False, True])
@@ -593,7 +593,7 @@ def test_deep_rnn_parity_with_haiku(skip):
     pax_s0 = (LSTMState(*s0[0]), s0[1])
     state, y = net(pax_s0, x)
     assert y.shape == ((2, 9) if skip else (2, 5))
-    trees_close(
+    assert_trees_close(
         (y, tuple(state[0]), state[1]), (hk_y, tuple(hk_state[0]), hk_state[1]), 1e-5
     )
 
