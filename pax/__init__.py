@@ -5,6 +5,7 @@ rng keys; there is no transform step. See README.md and DESIGN.md.
 """
 
 from . import initializers as initializers
+from . import nets as nets
 from . import nn as nn
 from . import optim as optim
 from . import utils as utils
@@ -41,6 +42,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     *nn.__all__,
     "initializers",
+    "nets",
     "optim",
     "utils",
     "grad",

@@ -440,18 +440,19 @@ def _check_declared_parameters(module: Module) -> None:
 
 
 def _select(value: Any, keep_arrays: bool) -> Any:
-    """Keep submodules' own parameters, keep or drop (None) arrays."""
+    """Keep submodules' own parameters, keep or drop (None) the other leaves.
+
+    A child attribute holds only arrays and modules, but its leaves need not be
+    arrays: after ``jax.eval_shape`` they are ``ShapeDtypeStruct``s, after a
+    ``tree_map`` anything. Every non-module leaf counts as an array here.
+    """
     if isinstance(value, Module):
         return value.parameters()
-    if _is_array(value):
-        return value if keep_arrays else None
 
     def leaf(x):
         if isinstance(x, Module):
             return x.parameters()
-        if _is_array(x):
-            return x if keep_arrays else None
-        return x
+        return x if keep_arrays else None
 
     return jax.tree_util.tree_map(leaf, value, is_leaf=is_module)
 

@@ -132,6 +132,17 @@ def test_parameters_keeps_trainable_and_blanks_state():
     assert jax.tree_util.tree_leaves(p) == [p.scale]
 
 
+def test_parameters_classify_abstract_and_mapped_leaves_like_arrays():
+    # jax.eval_shape gives ShapeDtypeStruct leaves, tree_map arbitrary ones:
+    # the trainable/state split must not depend on the leaves being arrays
+    abstract = jax.eval_shape(lambda: Stats(3))
+    p = abstract.parameters()
+    assert p.mean is None and p.scale.shape == (3,)
+    assert len(jax.tree_util.tree_leaves(p)) == 1
+    labels = jax.tree_util.tree_map(lambda x: "leaf", Stats(3))
+    assert jax.tree_util.tree_leaves(labels.parameters()) == ["leaf"]
+
+
 def test_parameters_of_plain_module_come_from_submodules(key):
     net = Chain(Affine(2, 3, rng_key=key), Counter())
     p = net.parameters()

@@ -51,16 +51,23 @@ FAMILIES = [
     "entries_recurrent",
     "entries_layer_stack",
     "entries_attention",
+    # whole networks (tests/nets), named by their full module path
+    "tests.nets.entries_mlp",
+    "tests.nets.entries_resnet",
+    "tests.nets.entries_mobilenet",
+    "tests.nets.entries_transformer",
+    "tests.nets.entries_vqvae",
 ]
 
 
 def all_entries() -> list[Entry]:
     out = []
     for family in FAMILIES:
+        path = family if "." in family else f"{__package__}.{family}"
         try:
-            module = importlib.import_module(f"{__package__}.{family}")
+            module = importlib.import_module(path)
         except ModuleNotFoundError as e:
-            if e.name == f"{__package__}.{family}":
+            if e.name == path:
                 continue  # family not written yet
             raise
         out.extend(module.ENTRIES)
