@@ -17,7 +17,6 @@ def load_example():
 
 
 def test_smoke_run_saves_the_figure_and_resumes(tmp_path, capsys):
-    pytest.importorskip("matplotlib")
     example = load_example()
     png, ckpt = tmp_path / "grid.png", tmp_path / "ckpt"
     argv = ["--smoke", "--png", str(png), "--ckpt-dir", str(ckpt)]
@@ -50,7 +49,6 @@ def test_help_lists_the_options(capsys):
 
 @pytest.mark.slow
 def test_full_run_reconstructs_far_better_than_the_mean_image(tmp_path):
-    pytest.importorskip("matplotlib")
     result = load_example().main(["--png", str(tmp_path / "grid.png")])
     assert result.mse < 0.2 * result.baseline_mse
     assert result.perplexity > 16  # many codes in use
