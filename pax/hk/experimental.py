@@ -1,0 +1,97 @@
+"""``hk.experimental``: creators, getters, setters, method interceptors and
+the other advanced hooks Haiku keeps under this name."""
+
+from . import config as _config
+from ._base import DO_NOT_STORE as DO_NOT_STORE
+from ._base import GetterContext as GetterContext
+from ._base import SetterContext as SetterContext
+from ._base import current_name as current_name
+from ._base import custom_creator as custom_creator
+from ._base import custom_getter as custom_getter
+from ._base import custom_setter as custom_setter
+from ._base import get_current_state as get_current_state
+from ._base import get_initial_state as get_initial_state
+from ._base import get_params as get_params
+from ._base import maybe_get_rng_sequence_state as maybe_get_rng_sequence_state
+from ._base import replace_rng_sequence_state as replace_rng_sequence_state
+from ._layer_stack import LayerStackTransparencyMapping as LayerStackTransparencyMapping
+from ._layer_stack import layer_stack as layer_stack
+from ._lift import LiftWithStateUpdater as LiftWithStateUpdater
+from ._lift import lift as lift
+from ._lift import lift_with_state as lift_with_state
+from ._lift import transparent_lift as transparent_lift
+from ._lift import transparent_lift_with_state as transparent_lift_with_state
+from ._module import MethodContext as MethodContext
+from ._module import force_name as force_name
+from ._module import intercept_methods as intercept_methods
+from ._module import name_like as name_like
+from ._module import name_scope as name_scope
+from ._random import optimize_rng_use as optimize_rng_use
+from ._transform import get_original_fn as get_original_fn
+
+ParamContext = GetterContext
+
+
+def module_auto_repr(enabled: bool) -> bool:
+    """Turn the automatic ``repr`` of modules built from their constructor
+    arguments on or off (for modules created afterwards); returns the previous
+    setting. A class may opt out alone with ``AUTO_REPR = False``."""
+    settings = _config.get_config()
+    previous, settings.module_auto_repr = settings.module_auto_repr, enabled
+    return previous
+
+
+def rng_reserve_size(size: int) -> int:
+    """Split ``size`` keys at a time when ``next_rng_key`` runs out (default 1);
+    returns the previous size. Keys (and so random numbers) change with it,
+    exactly as in Haiku."""
+    if size <= 0:
+        raise ValueError(f"RNG reserve size needs to be more than 0, got {size}.")
+    settings = _config.get_config()
+    previous, settings.rng_reserve_size = settings.rng_reserve_size, size
+    return previous
+
+
+def check_jax_usage(enabled: bool = True) -> bool:
+    """Record Haiku's ``check_jax_usage`` option; returns the previous value.
+
+    pax.hk does not check for raw JAX transforms around module code: the
+    option is accepted so Haiku code runs, and has no effect.
+    """
+    settings = _config.get_config()
+    previous, settings.check_jax_usage = settings.check_jax_usage, enabled
+    return previous
+
+
+__all__ = [
+    "optimize_rng_use",
+    "LiftWithStateUpdater",
+    "lift",
+    "lift_with_state",
+    "transparent_lift",
+    "transparent_lift_with_state",
+    "LayerStackTransparencyMapping",
+    "layer_stack",
+    "check_jax_usage",
+    "module_auto_repr",
+    "rng_reserve_size",
+    "DO_NOT_STORE",
+    "GetterContext",
+    "MethodContext",
+    "SetterContext",
+    "custom_creator",
+    "custom_getter",
+    "custom_setter",
+    "get_current_state",
+    "get_initial_state",
+    "get_params",
+    "force_name",
+    "get_original_fn",
+    "intercept_methods",
+    "maybe_get_rng_sequence_state",
+    "name_like",
+    "name_scope",
+    "ParamContext",
+    "current_name",
+    "replace_rng_sequence_state",
+]
