@@ -54,7 +54,6 @@ from ._stateful import cond as cond
 from ._stateful import eval_shape as eval_shape
 from ._stateful import fori_loop as fori_loop
 from ._stateful import grad as grad
-from ._stateful import jit as jit
 from ._stateful import map as map
 from ._stateful import remat as remat
 from ._stateful import scan as scan
@@ -95,7 +94,6 @@ __all__ = [
     "eval_shape",
     "fori_loop",
     "grad",
-    "jit",
     "map",
     "remat",
     "scan",

@@ -181,3 +181,30 @@ def test_lifted_transforms_need_a_transform():
         phk.scan(lambda c, x: (c, x), 0, jnp.zeros(2))
     with pytest.raises(ValueError, match="hk.transform"):
         phk.lift(lambda rng: {})
+
+
+def test_jit_value_and_grad_and_lift_with_state_match_haiku():
+    def make(hk):
+        Dense = dense_class(hk)
+
+        def f(x):
+            d = Dense(3, name="jd")
+            y = hk.remat(lambda a: d(a))(x)
+            (v, aux), g = hk.value_and_grad(
+                lambda a: (Dense(3, name="vg")(a).sum(), 1.0), has_aux=True
+            )(x)
+            inner = hk.transform_with_state(lambda a: Dense(2, name="in")(a))
+            init_fn, updater = hk.lift_with_state(inner.init, name="inner")
+            params, state = init_fn(hk.next_rng_key(), x)
+            z, state = inner.apply(params, state, hk.next_rng_key(), x)
+            updater.update(state)
+            return y, v, aux, g, z
+
+        return f
+
+    results = run_both(make, X)
+    assert_same(results)
+    _, state, _, new_state = results["pax"]
+    # the lifted inner state lives under the lift's name and is updated
+    assert int(state["inner/in"]["count"]) == 0  # init keeps the first value
+    assert int(new_state["inner/in"]["count"]) == 1
