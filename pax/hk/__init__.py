@@ -10,6 +10,7 @@ dm-haiku itself is never imported.
 from . import config as config
 from . import data_structures as data_structures
 from . import experimental as experimental
+from . import initializers as initializers
 from . import mixed_precision as mixed_precision
 from . import testing as testing
 from ._base import DO_NOT_STORE as DO_NOT_STORE
@@ -77,6 +78,7 @@ from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "initializers",
     "config",
     "mixed_precision",
     "testing",

@@ -280,7 +280,9 @@ class VarianceScaling(_Base):
         n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}
         s = self.scale / max(1.0, n[self.mode])
         if self.distribution == "truncated_normal":
-            stddev = np.sqrt(s) / _TRUNCATED_STD
+            # the constant is rounded to the parameter dtype first, as Haiku
+            # does, so that values are bit-identical to dm-haiku's
+            stddev = np.sqrt(s) / np.asarray(_TRUNCATED_STD, dtype=dtype)
             return TruncatedNormal(stddev=stddev)(rng_key, shape, dtype)
         if self.distribution == "normal":
             return RandomNormal(stddev=np.sqrt(s))(rng_key, shape, dtype)
