@@ -43,6 +43,7 @@ from ._lift import lift as lift
 from ._lift import lift_with_state as lift_with_state
 from ._lift import transparent_lift as transparent_lift
 from ._lift import transparent_lift_with_state as transparent_lift_with_state
+from ._linear import Linear as Linear
 from ._module import MethodContext as MethodContext
 from ._module import Module as Module
 from ._module import force_name as force_name
@@ -78,6 +79,7 @@ from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "Linear",
     "initializers",
     "config",
     "mixed_precision",
