@@ -12,7 +12,9 @@ from . import data_structures as data_structures
 from . import experimental as experimental
 from . import initializers as initializers
 from . import mixed_precision as mixed_precision
+from . import pad as pad
 from . import testing as testing
+from ._attention import MultiHeadAttention as MultiHeadAttention
 from ._base import DO_NOT_STORE as DO_NOT_STORE
 from ._base import GetterContext as GetterContext
 from ._base import MissingRNGError as MissingRNGError
@@ -36,6 +38,27 @@ from ._base import reserve_rng_keys as reserve_rng_keys
 from ._base import running_init as running_init
 from ._base import set_state as set_state
 from ._base import with_rng as with_rng
+from ._basic import BatchApply as BatchApply
+from ._basic import Bias as Bias
+from ._basic import Flatten as Flatten
+from ._basic import Reshape as Reshape
+from ._basic import Sequential as Sequential
+from ._basic import expand_apply as expand_apply
+from ._conv import Conv1D as Conv1D
+from ._conv import Conv2D as Conv2D
+from ._conv import Conv3D as Conv3D
+from ._conv import ConvND as ConvND
+from ._conv_transpose import Conv1DTranspose as Conv1DTranspose
+from ._conv_transpose import Conv2DTranspose as Conv2DTranspose
+from ._conv_transpose import Conv3DTranspose as Conv3DTranspose
+from ._conv_transpose import ConvNDTranspose as ConvNDTranspose
+from ._conv_utils import get_channel_index as get_channel_index
+from ._depthwise import DepthwiseConv1D as DepthwiseConv1D
+from ._depthwise import DepthwiseConv2D as DepthwiseConv2D
+from ._depthwise import DepthwiseConv3D as DepthwiseConv3D
+from ._depthwise import SeparableDepthwiseConv2D as SeparableDepthwiseConv2D
+from ._embed import Embed as Embed
+from ._embed import EmbedLookupStyle as EmbedLookupStyle
 from ._layer_stack import LayerStackTransparencyMapping as LayerStackTransparencyMapping
 from ._layer_stack import layer_stack as layer_stack
 from ._lift import LiftWithStateUpdater as LiftWithStateUpdater
@@ -52,6 +75,33 @@ from ._module import name_like as name_like
 from ._module import name_scope as name_scope
 from ._module import to_module as to_module
 from ._module import transparent as transparent
+from ._moving_averages import EMAParamsTree as EMAParamsTree
+from ._moving_averages import ExponentialMovingAverage as ExponentialMovingAverage
+from ._norm import BatchNorm as BatchNorm
+from ._norm import GroupNorm as GroupNorm
+from ._norm import InstanceNorm as InstanceNorm
+from ._norm import LayerNorm as LayerNorm
+from ._norm import RMSNorm as RMSNorm
+from ._pool import AvgPool as AvgPool
+from ._pool import MaxPool as MaxPool
+from ._pool import avg_pool as avg_pool
+from ._pool import max_pool as max_pool
+from ._recurrent import GRU as GRU
+from ._recurrent import LSTM as LSTM
+from ._recurrent import Conv1DLSTM as Conv1DLSTM
+from ._recurrent import Conv2DLSTM as Conv2DLSTM
+from ._recurrent import Conv3DLSTM as Conv3DLSTM
+from ._recurrent import DeepRNN as DeepRNN
+from ._recurrent import IdentityCore as IdentityCore
+from ._recurrent import LSTMState as LSTMState
+from ._recurrent import ResetCore as ResetCore
+from ._recurrent import RNNCore as RNNCore
+from ._recurrent import VanillaRNN as VanillaRNN
+from ._recurrent import deep_rnn_with_skip_connections as deep_rnn_with_skip_connections
+from ._recurrent import dynamic_unroll as dynamic_unroll
+from ._recurrent import static_unroll as static_unroll
+from ._spectral_norm import SNParamsTree as SNParamsTree
+from ._spectral_norm import SpectralNorm as SpectralNorm
 from ._stateful import cond as cond
 from ._stateful import eval_shape as eval_shape
 from ._stateful import fori_loop as fori_loop
@@ -79,6 +129,56 @@ from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "AvgPool",
+    "Conv1D",
+    "Conv1DTranspose",
+    "Conv2D",
+    "Conv2DTranspose",
+    "Conv3D",
+    "Conv3DTranspose",
+    "ConvND",
+    "ConvNDTranspose",
+    "DepthwiseConv1D",
+    "DepthwiseConv2D",
+    "DepthwiseConv3D",
+    "MaxPool",
+    "SeparableDepthwiseConv2D",
+    "avg_pool",
+    "get_channel_index",
+    "max_pool",
+    "pad",
+    "SNParamsTree",
+    "SpectralNorm",
+    "EMAParamsTree",
+    "ExponentialMovingAverage",
+    "BatchNorm",
+    "GroupNorm",
+    "InstanceNorm",
+    "LayerNorm",
+    "RMSNorm",
+    "RNNCore",
+    "Conv1DLSTM",
+    "Conv2DLSTM",
+    "Conv3DLSTM",
+    "LSTMState",
+    "LSTM",
+    "VanillaRNN",
+    "GRU",
+    "IdentityCore",
+    "ResetCore",
+    "DeepRNN",
+    "deep_rnn_with_skip_connections",
+    "dynamic_unroll",
+    "static_unroll",
+    "MultiHeadAttention",
+    "BatchApply",
+    "Bias",
+    "Flatten",
+    "Reshape",
+    "Sequential",
+    "expand_apply",
+    "Embed",
+    "EmbedLookupStyle",
     "Linear",
     "initializers",
     "config",

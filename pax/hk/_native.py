@@ -10,6 +10,7 @@ unflattens the given arrays into it.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,9 +20,17 @@ _cache: dict[Any, tuple[Any, tuple[str, ...]]] = {}
 _KEY = jax.random.PRNGKey(0)
 
 
+def _takes_key(cls: type) -> bool:
+    try:
+        return "rng_key" in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return True
+
+
 def _template(cls: type, args: tuple, kwargs: dict) -> tuple[Any, tuple[str, ...]]:
     def build():
-        module = jax.eval_shape(lambda: cls(*args, rng_key=_KEY, **kwargs))
+        extra = {"rng_key": _KEY} if _takes_key(cls) else {}
+        module = jax.eval_shape(lambda: cls(*args, **extra, **kwargs))
         leaves, treedef = jax.tree_util.tree_flatten_with_path(module)
         return treedef, tuple(jax.tree_util.keystr(p) for p, _ in leaves)
 

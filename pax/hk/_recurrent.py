@@ -1,0 +1,672 @@
+"""Haiku's recurrent cores and unrolls, computing with ``pax.nn``'s cores.
+
+Haiku's calling convention: ``core(inputs, prev_state) -> (outputs,
+next_state)`` and ``core.initial_state(batch_size)``. Parameters are created
+with ``get_parameter`` under Haiku's names (``lstm/linear/w``,
+``vanilla_rnn/linear_1/w``, ``gru/w_i``) in Haiku's order, then the matching
+``pax.nn`` core (``core(state, x) -> (state, y)``) is built around them with
+``native`` and called.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import nn
+from . import initializers
+from ._base import get_parameter, inside_transform
+from ._conv import ConvND, default_w_init, get_bias
+from ._linear import Linear
+from ._module import Module
+from ._native import native
+from ._stateful import scan as _hk_scan
+
+LSTMState = nn.LSTMState
+
+
+class RNNCore(abc.ABC, Module):
+    """Base class of Haiku's recurrent cores: subclasses implement
+    ``__call__(inputs, prev_state) -> (outputs, next_state)`` and
+    ``initial_state(batch_size)``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> class Counter(hk.RNNCore):
+    ...     def __call__(self, inputs, prev_state):
+    ...         return inputs, prev_state + 1
+    ...     def initial_state(self, batch_size):
+    ...         return jnp.zeros([batch_size])
+    >>> f = hk.transform(lambda x: Counter()(x, jnp.zeros([2])))
+    >>> f.apply({}, None, jnp.ones((2, 3)))[1]
+    Array([1., 1.], dtype=float32)
+    """
+
+    @abc.abstractmethod
+    def __call__(self, inputs, prev_state) -> tuple[Any, Any]:
+        """One step: ``(inputs, prev_state) -> (outputs, next_state)``."""
+
+    @abc.abstractmethod
+    def initial_state(self, batch_size: int | None):
+        """The state before the first step (no batch axis for ``None``)."""
+
+
+def _add_batch(nest: Any, batch_size: int | None) -> Any:
+    """Broadcast every leaf to ``[batch_size, *shape]`` (unchanged for None)."""
+    if batch_size is None:
+        return nest
+    return jax.tree_util.tree_map(
+        lambda x: jnp.broadcast_to(x, (batch_size,) + x.shape), nest
+    )
+
+
+class _LinearParams(Linear):
+    """``hk.Linear``'s parameters (same names, initializers and order of
+    creation), fetched without running the layer: the core that owns them
+    computes with a ``pax.nn`` module instead."""
+
+    def params(self, input_size: int, dtype: Any, prefix: str) -> dict:
+        self.input_size = input_size
+        w_init = self.w_init
+        if w_init is None:
+            w_init = initializers.TruncatedNormal(stddev=1.0 / np.sqrt(input_size))
+        shape = [input_size, self.output_size]
+        arrays = {f"{prefix}.weight": get_parameter("w", shape, dtype, init=w_init)}
+        if self.with_bias:
+            arrays[f"{prefix}.bias"] = get_parameter(
+                "b", [self.output_size], dtype, init=self.b_init
+            )
+        return arrays
+
+
+def _compute_dtype(*arrays: jax.Array) -> Any:
+    """Haiku's cores mix their input and state with jnp's promotion rules."""
+    return jnp.result_type(*arrays)
+
+
+class VanillaRNN(RNNCore):
+    """Haiku's ``VanillaRNN``: ``h' = relu(x w_i + b_i + h w_h + b_h)``; the
+    output is the new state. Parameters ``vanilla_rnn/linear`` (``w``
+    ``[I, H]``, ``b`` ``[H]``, input dtype) and ``vanilla_rnn/linear_1`` (``w``
+    ``[H, H]``, ``b`` only with ``double_bias``, state dtype).
+
+    Shapes: inputs ``[B, I]``, state ``[B, H]``, outputs ``[B, H]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.VanillaRNN(4)
+    ...     return core(x, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> params = f.init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
+    >>> sorted(params)
+    ['vanilla_rnn/linear', 'vanilla_rnn/linear_1']
+    >>> f.apply(params, None, jnp.ones((2, 3)))[0].shape
+    (2, 4)
+    """
+
+    def __init__(
+        self, hidden_size: int, double_bias: bool = True, name: str | None = None
+    ):
+        super().__init__(name=name)
+        self.hidden_size = hidden_size
+        self.double_bias = double_bias
+
+    def __call__(self, inputs, prev_state):
+        inputs = jnp.asarray(inputs)
+        prev_state = jnp.asarray(prev_state)
+        hidden = self.hidden_size
+        input_to_hidden = _LinearParams(hidden, name="linear")
+        hidden_to_hidden = _LinearParams(
+            hidden, with_bias=self.double_bias, name="linear"
+        )
+        input_size = inputs.shape[-1]
+        arrays = input_to_hidden.params(input_size, inputs.dtype, ".input_to_hidden")
+        arrays.update(
+            hidden_to_hidden.params(hidden, prev_state.dtype, ".hidden_to_hidden")
+        )
+        core = native(
+            nn.VanillaRNN,
+            input_size,
+            hidden,
+            double_bias=bool(self.double_bias),
+            arrays=arrays,
+        )
+        dtype = _compute_dtype(inputs, prev_state)
+        state, out = core(prev_state.astype(dtype), inputs.astype(dtype))
+        return out, state
+
+    def initial_state(self, batch_size: int | None):
+        return _add_batch(jnp.zeros([self.hidden_size]), batch_size)
+
+
+class LSTM(RNNCore):
+    """Haiku's ``LSTM``: one ``linear`` over ``[x, h]`` (``lstm/linear``, ``w``
+    ``[I + H, 4 H]``, ``b`` ``[4 H]``), gates i, g, f, o and +1 on the forget
+    gate; returns ``(h, LSTMState(hidden=h, cell=c))``.
+
+    Shapes: inputs ``[B, I]`` or ``[I]``, state ``LSTMState([B, H], [B, H])``,
+    outputs ``[B, H]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.LSTM(4)
+    ...     return core(x, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> params = f.init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
+    >>> jax.tree_util.tree_map(jnp.shape, params)
+    {'lstm/linear': {'b': (16,), 'w': (7, 16)}}
+    >>> out, state = f.apply(params, None, jnp.ones((2, 3)))
+    >>> out.shape, state.cell.shape
+    ((2, 4), (2, 4))
+    """
+
+    def __init__(self, hidden_size: int, name: str | None = None):
+        super().__init__(name=name)
+        self.hidden_size = hidden_size
+
+    def __call__(self, inputs, prev_state):
+        inputs = jnp.asarray(inputs)
+        prev_state = jax.tree_util.tree_map(jnp.asarray, prev_state)
+        if len(inputs.shape) > 2 or not inputs.shape:
+            raise ValueError("LSTM input must be rank-1 or rank-2.")
+        hidden, cell = prev_state
+        # Haiku's linear sees concatenate([x, h]): its dtype is the promotion.
+        dtype = _compute_dtype(inputs, hidden)
+        input_size = inputs.shape[-1]
+        size = self.hidden_size
+        arrays = _LinearParams(4 * size, name="linear").params(
+            input_size + size, dtype, ".linear"
+        )
+        core = native(nn.LSTM, input_size, size, forget_gate_bias=1.0, arrays=arrays)
+        state = LSTMState(hidden.astype(dtype), cell.astype(dtype))
+        state, h = core(state, inputs.astype(dtype))
+        return h, state
+
+    def initial_state(self, batch_size: int | None) -> LSTMState:
+        zeros = jnp.zeros([self.hidden_size])
+        return _add_batch(LSTMState(hidden=zeros, cell=zeros), batch_size)
+
+
+class _ConvParams(ConvND):
+    """``hk.ConvND``'s parameters (``SAME``, stride 1, channels last: the
+    configuration Haiku's ConvLSTMs use), fetched without running the layer."""
+
+    def params(self, channels: int, dtype: Any, prefix: str) -> dict:
+        w_shape = self.kernel_shape + (channels, self.output_channels)
+        w_init = self.w_init
+        if w_init is None:
+            w_init = default_w_init(int(np.prod(w_shape[:-1])))
+        n = self.num_spatial_dims
+        return {
+            f"{prefix}.weight": get_parameter("w", w_shape, dtype, init=w_init),
+            f"{prefix}.bias": get_bias(
+                self.output_channels, n, self.channel_index, dtype, self.b_init
+            ),
+        }
+
+
+class ConvNDLSTM(RNNCore):
+    """Haiku's ``ConvNDLSTM``: an LSTM whose projections are ``SAME``
+    convolutions ``input_to_hidden`` and ``hidden_to_hidden`` (each ``w``
+    ``[*kernel_shape, C_in, 4 O]``, ``b`` ``[4 O]``), gates i, g, f, o and +1
+    on the forget gate. ``input_shape`` is the spatial shape (no batch, no
+    channels); it sets ``initial_state``'s shape.
+
+    Shapes: inputs ``[B, *input_shape, C]``, state ``LSTMState`` of two
+    ``[B, *input_shape, O]``, outputs ``[B, *input_shape, O]``. Not exported
+    (as in Haiku): use :class:`Conv1DLSTM`, :class:`Conv2DLSTM` or
+    :class:`Conv3DLSTM`.
+    """
+
+    def __init__(
+        self,
+        num_spatial_dims: int,
+        input_shape: Sequence[int],
+        output_channels: int,
+        kernel_shape: int | Sequence[int],
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.num_spatial_dims = num_spatial_dims
+        self.input_shape = tuple(input_shape)
+        self.output_channels = output_channels
+        self.kernel_shape = kernel_shape
+
+    def __call__(self, inputs, state):
+        inputs = jnp.asarray(inputs)
+        state = jax.tree_util.tree_map(jnp.asarray, state)
+        hidden, cell = state
+        n, out = self.num_spatial_dims, 4 * self.output_channels
+        input_to_hidden = _ConvParams(n, out, self.kernel_shape, name="input_to_hidden")
+        hidden_to_hidden = _ConvParams(
+            n, out, self.kernel_shape, name="hidden_to_hidden"
+        )
+        if inputs.ndim not in (n + 1, n + 2):
+            raise ValueError(
+                f"Input to ConvND needs to have rank in {[n + 1, n + 2]}, but "
+                f"input has shape {inputs.shape}."
+            )
+        example_shape = inputs.shape[inputs.ndim - n - 1 :]
+        arrays = input_to_hidden.params(
+            example_shape[-1], inputs.dtype, ".input_to_hidden"
+        )
+        arrays.update(
+            hidden_to_hidden.params(
+                self.output_channels, hidden.dtype, ".hidden_to_hidden"
+            )
+        )
+        core = native(
+            nn.ConvNDLSTM,
+            n,
+            tuple(example_shape),
+            self.output_channels,
+            input_to_hidden.kernel_shape,
+            arrays=arrays,
+        )
+        dtype = _compute_dtype(inputs, hidden)
+        state = LSTMState(hidden.astype(dtype), cell.astype(dtype))
+        state, h = core(state, inputs.astype(dtype))
+        return h, state
+
+    def initial_state(self, batch_size: int | None) -> LSTMState:
+        shape = self.input_shape + (self.output_channels,)
+        return _add_batch(LSTMState(jnp.zeros(shape), jnp.zeros(shape)), batch_size)
+
+
+def _conv_lstm(n: int) -> type:
+    class ConvLSTM(ConvNDLSTM):
+        def __init__(
+            self,
+            input_shape: Sequence[int],
+            output_channels: int,
+            kernel_shape: int | Sequence[int],
+            name: str | None = None,
+        ):
+            super().__init__(
+                num_spatial_dims=n,
+                input_shape=input_shape,
+                output_channels=output_channels,
+                kernel_shape=kernel_shape,
+                name=name,
+            )
+
+    ConvLSTM.__name__ = ConvLSTM.__qualname__ = f"Conv{n}DLSTM"
+    return ConvLSTM
+
+
+class Conv1DLSTM(_conv_lstm(1)):
+    """Haiku's ``Conv1DLSTM``: :class:`ConvNDLSTM` with one spatial axis.
+
+    Shapes: inputs ``[B, W, C]``, state and outputs ``[B, W, O]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.Conv1DLSTM([5], 2, 3)
+    ...     return core(x, core.initial_state(1))
+    >>> f = hk.transform(f)
+    >>> params = f.init(jax.random.PRNGKey(0), jnp.ones((1, 5, 3)))
+    >>> sorted(params)
+    ['conv1_dlstm/hidden_to_hidden', 'conv1_dlstm/input_to_hidden']
+    """
+
+
+class Conv2DLSTM(_conv_lstm(2)):
+    """Haiku's ``Conv2DLSTM``: :class:`ConvNDLSTM` with two spatial axes.
+
+    Shapes: inputs ``[B, H, W, C]``, state and outputs ``[B, H, W, O]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.Conv2DLSTM([4, 4], 2, 3)
+    ...     return core(x, core.initial_state(1))
+    >>> f = hk.transform(f)
+    >>> x = jnp.ones((1, 4, 4, 3))
+    >>> params = jax.eval_shape(f.init, jax.random.PRNGKey(0), x)
+    >>> jax.eval_shape(f.apply, params, None, x)[0].shape
+    (1, 4, 4, 2)
+    """
+
+
+class Conv3DLSTM(_conv_lstm(3)):
+    """Haiku's ``Conv3DLSTM``: :class:`ConvNDLSTM` with three spatial axes.
+
+    Shapes: inputs ``[B, D, H, W, C]``, state and outputs ``[B, D, H, W, O]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> core = hk.transform(lambda: hk.Conv3DLSTM([2, 2, 2], 2, 1).initial_state(1))
+    >>> core.apply({}, None).cell.shape
+    (1, 2, 2, 2, 2)
+    """
+
+
+class GRU(RNNCore):
+    """Haiku's ``GRU``: parameters ``w_i`` ``[I, 3 H]``, ``w_h`` ``[H, 3 H]``
+    (default ``VarianceScaling()``) and ``b`` ``[3 H]`` (zeros), in the input's
+    dtype; gates z, r then the candidate a; the output is the new state.
+
+    Shapes: inputs ``[B, I]`` or ``[I]``, state ``[B, H]``, outputs ``[B, H]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.GRU(4)
+    ...     return core(x, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> params = f.init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
+    >>> jax.tree_util.tree_map(jnp.shape, params)
+    {'gru': {'b': (12,), 'w_h': (4, 12), 'w_i': (3, 12)}}
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        w_i_init=None,
+        w_h_init=None,
+        b_init=None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.hidden_size = hidden_size
+        self.w_i_init = w_i_init or initializers.VarianceScaling()
+        self.w_h_init = w_h_init or initializers.VarianceScaling()
+        self.b_init = b_init or jnp.zeros
+
+    def __call__(self, inputs, state):
+        inputs = jnp.asarray(inputs)
+        state = jnp.asarray(state)
+        if inputs.ndim not in (1, 2):
+            raise ValueError("GRU input must be rank-1 or rank-2.")
+        input_size = inputs.shape[-1]
+        size = self.hidden_size
+        dtype = inputs.dtype
+        arrays = {
+            ".w_i": get_parameter(
+                "w_i", [input_size, 3 * size], dtype, init=self.w_i_init
+            ),
+            ".w_h": get_parameter("w_h", [size, 3 * size], dtype, init=self.w_h_init),
+            ".b": get_parameter("b", [3 * size], dtype, init=self.b_init),
+        }
+        core = native(nn.GRU, input_size, size, arrays=arrays)
+        compute = _compute_dtype(inputs, state)
+        next_state, out = core(state.astype(compute), inputs.astype(compute))
+        return out, next_state
+
+    def initial_state(self, batch_size: int | None):
+        return _add_batch(jnp.zeros([self.hidden_size]), batch_size)
+
+
+class IdentityCore(RNNCore):
+    """Haiku's ``IdentityCore``: returns its inputs and an empty state ``()``.
+
+    Shapes: inputs any pytree, state ``()``, outputs the inputs.
+
+    >>> import jax.numpy as jnp, pax.hk as hk
+    >>> f = hk.transform(lambda x: hk.IdentityCore()(x, ()))
+    >>> f.apply({}, None, jnp.ones(2))
+    (Array([1., 1.], dtype=float32), ())
+    """
+
+    def __call__(self, inputs, state):
+        return inputs, state
+
+    def initial_state(self, batch_size: int | None):
+        return ()
+
+
+def _conform_reset(should_reset: jax.Array, state: jax.Array) -> jax.Array:
+    """``should_reset`` reshaped to broadcast against ``state`` (its shape must
+    be a prefix of the state's)."""
+    if should_reset.shape == state.shape[: should_reset.ndim]:
+        extra = (1,) * (state.ndim - should_reset.ndim)
+        return jnp.reshape(should_reset, should_reset.shape + extra)
+    raise ValueError(
+        f"should_reset signal shape {should_reset.shape} is not compatible with "
+        f"state shape {state.shape}"
+    )
+
+
+class ResetCore(RNNCore):
+    """Haiku's ``ResetCore``: takes ``(inputs, should_reset)`` and runs the
+    wrapped core from its initial state wherever ``should_reset`` is true.
+
+    Shapes: ``should_reset`` ``[B]`` (a prefix of every state leaf's shape) or
+    a pytree like the state; state and outputs are the wrapped core's.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x, reset):
+    ...     core = hk.ResetCore(hk.LSTM(4))
+    ...     return core((x, reset), core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> x, reset = jnp.ones((2, 3)), jnp.array([True, False])
+    >>> params = f.init(jax.random.PRNGKey(0), x, reset)
+    >>> f.apply(params, None, x, reset)[0].shape
+    (2, 4)
+    """
+
+    def __init__(self, core: RNNCore, name: str | None = None):
+        super().__init__(name=name)
+        self.core = core
+
+    def __call__(self, inputs, state):
+        inputs, should_reset = inputs
+        inputs = jax.tree_util.tree_map(jnp.asarray, inputs)
+        should_reset = jax.tree_util.tree_map(jnp.asarray, should_reset)
+        state = jax.tree_util.tree_map(jnp.asarray, state)
+        if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(should_reset)):
+            flag = should_reset
+            should_reset = jax.tree_util.tree_map(lambda _: flag, state)
+        should_reset = jax.tree_util.tree_map(_conform_reset, should_reset, state)
+        if self._is_batched(state):
+            batch_size = jax.tree_util.tree_leaves(inputs)[0].shape[0]
+        else:
+            batch_size = None
+        initial = jax.tree_util.tree_map(
+            lambda s, i: i.astype(s.dtype), state, self.initial_state(batch_size)
+        )
+        state = jax.tree_util.tree_map(jnp.where, should_reset, initial, state)
+        return self.core(inputs, state)
+
+    def initial_state(self, batch_size: int | None):
+        return self.core.initial_state(batch_size)
+
+    def _is_batched(self, state) -> bool:
+        leaves = jax.tree_util.tree_leaves(state)
+        if not leaves:  # an empty state counts as unbatched
+            return False
+        batched = jax.tree_util.tree_leaves(self.initial_state(batch_size=1))
+        return all(b.shape[1:] == s.shape[1:] for b, s in zip(batched, leaves))
+
+
+def _concat(*arrays: jax.Array) -> jax.Array:
+    return jnp.concatenate(arrays, axis=-1)
+
+
+class _DeepRNN(RNNCore):
+    """Stacked layers (cores and plain callables) run as one core; with skip
+    connections, core ``k > 0`` reads ``concatenate([inputs, out_{k-1}])``."""
+
+    def __init__(
+        self,
+        layers: Sequence[Any],
+        skip_connections: bool,
+        concat_final_output: bool = True,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
+        self.layers = layers
+        self.skip_connections = skip_connections
+        self.concat_final_output = concat_final_output
+        if skip_connections:
+            for layer in layers:
+                if not isinstance(layer, RNNCore):
+                    raise ValueError(
+                        "skip_connections requires for all layers to be "
+                        f"`hk.RNNCore`s. Layers is: {layers}"
+                    )
+
+    def __call__(self, inputs, state):
+        current = inputs
+        next_states, outputs = [], []
+        for idx, layer in enumerate(self.layers):
+            if self.skip_connections and idx > 0:
+                current = jax.tree_util.tree_map(
+                    lambda x, y: None if x is None else _concat(x, y),
+                    inputs,
+                    current,
+                    is_leaf=lambda x: x is None,
+                )
+            if isinstance(layer, RNNCore):
+                current, next_state = layer(current, state[len(next_states)])
+                outputs.append(current)
+                next_states.append(next_state)
+            else:
+                current = layer(current)
+        if self.skip_connections and self.concat_final_output:
+            current = jax.tree_util.tree_map(_concat, *outputs)
+        return current, tuple(next_states)
+
+    def initial_state(self, batch_size: int | None):
+        return tuple(
+            layer.initial_state(batch_size)
+            for layer in self.layers
+            if isinstance(layer, RNNCore)
+        )
+
+
+class DeepRNN(_DeepRNN):
+    """Haiku's ``DeepRNN``: runs ``layers`` (cores and plain functions such as
+    ``jax.nn.relu``) in order as one core; the state is a tuple with one entry
+    per core.
+
+    Shapes: inputs what the first layer takes; outputs what the last returns.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.DeepRNN([hk.LSTM(4), jax.nn.relu, hk.GRU(2)])
+    ...     return core(x, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> params = f.init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
+    >>> sorted(params)
+    ['gru', 'lstm/linear']
+    """
+
+    def __init__(self, layers: Sequence[Any], name: str | None = None):
+        super().__init__(layers, skip_connections=False, name=name)
+
+
+def deep_rnn_with_skip_connections(
+    layers: Sequence[RNNCore],
+    name: str | None = None,
+    *,
+    concat_final_output: bool = True,
+) -> RNNCore:
+    """Haiku's deep RNN with skip connections: core ``k > 0`` reads
+    ``concatenate([inputs, out_{k-1}], -1)``; the output concatenates every
+    core's output (only the last core's with ``concat_final_output=False``).
+
+    Shapes: inputs ``[B, I]``; outputs ``[B, H_0 + ... + H_last]``.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     core = hk.deep_rnn_with_skip_connections([hk.LSTM(4), hk.GRU(2)])
+    ...     return core(x, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> params = f.init(jax.random.PRNGKey(0), jnp.ones((2, 3)))
+    >>> f.apply(params, None, jnp.ones((2, 3)))[0].shape
+    (2, 6)
+    """
+    return _DeepRNN(
+        layers,
+        skip_connections=True,
+        concat_final_output=concat_final_output,
+        name=name,
+    )
+
+
+def _swap_batch_time(tree: Any) -> Any:
+    return jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), tree)
+
+
+def static_unroll(core, input_sequence, initial_state, time_major=True):
+    """Haiku's ``static_unroll``: calls ``core`` once per time step in a Python
+    loop; returns ``(output_sequence, final_state)``.
+
+    Shapes: ``input_sequence`` leaves ``[T, B, ...]`` (``[B, T, ...]`` when
+    not ``time_major``); outputs stacked the same way.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(xs):
+    ...     core = hk.GRU(4)
+    ...     return hk.static_unroll(core, xs, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> xs = jnp.ones((5, 2, 3))
+    >>> outs, state = f.apply(f.init(jax.random.PRNGKey(0), xs), None, xs)
+    >>> outs.shape, state.shape
+    ((5, 2, 4), (2, 4))
+    """
+    axis = 0 if time_major else 1
+    leaves, treedef = jax.tree_util.tree_flatten(input_sequence)
+    num_steps = leaves[0].shape[axis]
+    steps = [jnp.unstack(x, axis=axis) for x in leaves]
+    state = initial_state
+    outputs = []
+    for t in range(num_steps):
+        inputs = jax.tree_util.tree_unflatten(treedef, [x[t] for x in steps])
+        out, state = core(inputs, state)
+        outputs.append(out)
+    outputs = jax.tree_util.tree_map(lambda *ys: jnp.stack(ys, axis=axis), *outputs)
+    return outputs, state
+
+
+def dynamic_unroll(
+    core,
+    input_sequence,
+    initial_state,
+    time_major=True,
+    reverse=False,
+    return_all_states=False,
+    unroll=1,
+):
+    """Haiku's ``dynamic_unroll``: runs ``core`` over the sequence with
+    ``hk.scan`` (``jax.lax.scan`` outside a transform, so parameters are
+    created at ``init``); returns ``(output_sequence, final_state)`` (every
+    state, stacked like the outputs, with ``return_all_states``).
+
+    Shapes: ``input_sequence`` leaves ``[T, B, ...]`` (``[B, T, ...]`` when
+    not ``time_major``); outputs stacked the same way.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(xs):
+    ...     core = hk.LSTM(4)
+    ...     return hk.dynamic_unroll(core, xs, core.initial_state(2))
+    >>> f = hk.transform(f)
+    >>> xs = jnp.ones((5, 2, 3))
+    >>> outs, state = f.apply(f.init(jax.random.PRNGKey(0), xs), None, xs)
+    >>> outs.shape, state.hidden.shape
+    ((5, 2, 4), (2, 4))
+    """
+    scan = _hk_scan if inside_transform() else jax.lax.scan
+
+    def step(prev_state, inputs):
+        outputs, next_state = core(inputs, prev_state)
+        if return_all_states:
+            return next_state, (outputs, next_state)
+        return next_state, outputs
+
+    if not time_major:
+        input_sequence = _swap_batch_time(input_sequence)
+    last_state, stacked = scan(
+        step, initial_state, input_sequence, reverse=reverse, unroll=unroll
+    )
+    if return_all_states:
+        outputs, states = stacked
+    else:
+        outputs, states = stacked, last_state
+    if not time_major:
+        outputs = _swap_batch_time(outputs)
+        if return_all_states:
+            states = _swap_batch_time(states)
+    return outputs, states
