@@ -124,11 +124,23 @@ from ._transform import transform_with_state as transform_with_state
 from ._transform import with_empty_state as with_empty_state
 from ._transform import without_apply_rng as without_apply_rng
 from ._transform import without_state as without_state
+from ._typing import ModuleProtocol as ModuleProtocol
+from ._typing import MutableParams as MutableParams
+from ._typing import MutableState as MutableState
+from ._typing import Params as Params
+from ._typing import State as State
+from ._typing import SupportsCall as SupportsCall
 from ._utils import dropout as dropout
 from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "ModuleProtocol",
+    "MutableParams",
+    "MutableState",
+    "Params",
+    "State",
+    "SupportsCall",
     "AvgPool",
     "Conv1D",
     "Conv1DTranspose",

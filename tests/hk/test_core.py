@@ -1009,3 +1009,16 @@ def test_unexpected_tracer_hint():
         hk.transform(f).init(None, X)
 
     errors_both(call, "hk.vmap", "UnexpectedTracerError")
+
+
+def test_type_aliases_exist_and_protocols_check_modules():
+    for name in ("Params", "State", "MutableParams", "MutableState"):
+        assert name in haiku.__all__ and hasattr(pax.hk, name)
+
+    def f():
+        m = pax.hk.Module(name="m")
+        assert isinstance(m, pax.hk.ModuleProtocol)
+        assert isinstance(m, pax.hk.SupportsCall) is False  # no __call__ defined
+        return 0
+
+    pax.hk.transform(f).init(None)
