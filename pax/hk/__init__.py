@@ -12,6 +12,7 @@ from . import data_structures as data_structures
 from . import experimental as experimental
 from . import initializers as initializers
 from . import mixed_precision as mixed_precision
+from . import nets as nets
 from . import pad as pad
 from . import testing as testing
 from ._attention import MultiHeadAttention as MultiHeadAttention
@@ -135,6 +136,7 @@ from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "nets",
     "ModuleProtocol",
     "MutableParams",
     "MutableState",
