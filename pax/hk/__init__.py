@@ -45,6 +45,8 @@ from ._basic import Flatten as Flatten
 from ._basic import Reshape as Reshape
 from ._basic import Sequential as Sequential
 from ._basic import expand_apply as expand_apply
+from ._bridge import HaikuModule as HaikuModule
+from ._bridge import to_pax as to_pax
 from ._conv import Conv1D as Conv1D
 from ._conv import Conv2D as Conv2D
 from ._conv import Conv3D as Conv3D
@@ -136,6 +138,8 @@ from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "HaikuModule",
+    "to_pax",
     "nets",
     "ModuleProtocol",
     "MutableParams",
