@@ -1,7 +1,7 @@
 """``hk.nets``: Haiku's networks, built from ``pax.hk`` layers (which compute
 with ``pax.nn``): ``MLP``, ``ResNet`` (with ``ResNet.BlockV1``, ``BlockV2``,
-``BlockGroup``) and ``ResNet18`` ... ``ResNet200``, ``MobileNetV1``. The
-vector quantizers are still to come (use ``pax.nets`` natively meanwhile)."""
+``BlockGroup``) and ``ResNet18`` ... ``ResNet200``, ``MobileNetV1``,
+``VectorQuantizer`` and ``VectorQuantizerEMA``."""
 
 from ._mlp import MLP as MLP
 from ._mobilenet import MobileNetV1 as MobileNetV1
@@ -12,6 +12,8 @@ from ._resnet import ResNet50 as ResNet50
 from ._resnet import ResNet101 as ResNet101
 from ._resnet import ResNet152 as ResNet152
 from ._resnet import ResNet200 as ResNet200
+from ._vqvae import VectorQuantizer as VectorQuantizer
+from ._vqvae import VectorQuantizerEMA as VectorQuantizerEMA
 
 __all__ = [
     "MLP",
@@ -23,4 +25,6 @@ __all__ = [
     "ResNet101",
     "ResNet152",
     "ResNet200",
+    "VectorQuantizer",
+    "VectorQuantizerEMA",
 ]

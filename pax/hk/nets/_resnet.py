@@ -181,7 +181,8 @@ class ResNet(Module):
 
     >>> import jax, jax.numpy as jnp, pax.hk as hk
     >>> f = hk.transform_with_state(lambda x: hk.nets.ResNet18(3)(x, True))
-    >>> params, state = f.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 3)))
+    >>> x = jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32)
+    >>> params, state = jax.eval_shape(f.init, jax.random.PRNGKey(0), x)  # no compute
     >>> params["res_net18/~/block_group_1/~/block_0/~/shortcut_conv"]["w"].shape
     (1, 1, 64, 128)
     """

@@ -160,21 +160,17 @@ class VectorQuantizerEMA(Module):
         dtype = jnp.dtype(self._dtype)
         arrays = {".embeddings": self.embeddings}
         if is_training:
-            cluster_size = self.ema_cluster_size._native((k,), dtype)
-            dw = self.ema_dw._native((d, k), dtype)
+            arrays.update(
+                _flat(".ema_cluster_size", self.ema_cluster_size._native((k,), dtype))
+            )
+            arrays.update(_flat(".ema_dw", self.ema_dw._native((d, k), dtype)))
         else:
             # eval calls leave the averages alone (Haiku does not even create
             # their state): the native module gets unused zeros
-            def zeros(shape):
-                return {
-                    ".averages": jnp.zeros(shape, dtype),
-                    ".counter": jnp.zeros((), jnp.int32),
-                    ".hidden": jnp.zeros(shape, dtype),
-                }
-
-            cluster_size, dw = zeros((k,)), zeros((d, k))
-        arrays.update(_flat(".ema_cluster_size", cluster_size))
-        arrays.update(_flat(".ema_dw", dw))
+            for prefix, shape in ((".ema_cluster_size", (k,)), (".ema_dw", (d, k))):
+                arrays[prefix + ".averages"] = jnp.zeros(shape, dtype)
+                arrays[prefix + ".counter"] = jnp.zeros((), jnp.int32)
+                arrays[prefix + ".hidden"] = jnp.zeros(shape, dtype)
         module = native(
             nets.VectorQuantizerEMA,
             d,
