@@ -94,7 +94,7 @@ def run_one(
     return Run(init_params, init_state, out, new_state)
 
 
-def run_both(
+def assert_same_as_haiku(
     make_fn: Callable[[Any], Callable],
     *args: Any,
     rng: Any = KEY,
@@ -144,7 +144,7 @@ def _builtin_bases(t: type) -> list[type]:
     return [c for c in t.__mro__ if c.__module__ == "builtins"]
 
 
-def errors_both(
+def assert_same_errors(
     call: Callable[[Any], Any], *must_name: str
 ) -> tuple[BaseException, BaseException]:
     """``call(hk)`` raises under both libraries; compare the errors.

@@ -10,7 +10,12 @@ import numpy as np
 import pytest
 
 import pax.hk as phk
-from tests.hk.core_parity import assert_identical, errors_both, run_both, shapes
+from tests.hk.core_parity import (
+    assert_identical,
+    assert_same_as_haiku,
+    assert_same_errors,
+    shapes,
+)
 
 X1 = jax.random.normal(jax.random.PRNGKey(1), (2, 9, 6))  # [N, W, C]
 X2 = jax.random.normal(jax.random.PRNGKey(2), (2, 7, 9, 6))  # [N, H, W, C]
@@ -29,8 +34,9 @@ class PerLib:
 
 
 def layer(cls_name, *args, call_kwargs=None, **kwargs):
-    """``make_fn`` for run_both: build ``hk.<cls_name>(*args, **kwargs)`` and
-    call it (``PerLib`` values are computed for each library)."""
+    """``make_fn`` for assert_same_as_haiku: build
+    ``hk.<cls_name>(*args, **kwargs)`` and call it (``PerLib`` values are
+    computed for each library)."""
 
     def make(hk):
         resolved = {
@@ -122,12 +128,14 @@ CONV_CASES = {
 @pytest.mark.parametrize("case", list(CONV_CASES))
 def test_conv_matches_haiku(case):
     make, x = CONV_CASES[case]
-    run_both(make, x)
+    assert_same_as_haiku(make, x)
 
 
 def test_conv2d_bias_shape_follows_data_format():
-    nhwc = run_both(layer("Conv2D", 4, 3), X2)
-    nchw = run_both(layer("Conv2D", 4, 3, data_format="NCHW"), channels_first(X2))
+    nhwc = assert_same_as_haiku(layer("Conv2D", 4, 3), X2)
+    nchw = assert_same_as_haiku(
+        layer("Conv2D", 4, 3, data_format="NCHW"), channels_first(X2)
+    )
     assert shapes(nhwc.params) == {"conv2_d": {"b": (4,), "w": (3, 3, 6, 4)}}
     assert shapes(nchw.params) == {"conv2_d": {"b": (4, 1, 1), "w": (3, 3, 6, 4)}}
     # the same weights give the same outputs in both layouts
@@ -146,7 +154,7 @@ def test_conv_names_and_jit():
 
         return f
 
-    ref = run_both(make, X2)
+    ref = assert_same_as_haiku(make, X2)
     assert sorted(ref.params) == ["conv2_d", "conv2_d_1", "stem"]
     for hk in (haiku, phk):
         f = hk.transform(make(hk))
@@ -223,11 +231,11 @@ TRANSPOSE_CASES = {
 @pytest.mark.parametrize("case", list(TRANSPOSE_CASES))
 def test_conv_transpose_matches_haiku(case):
     make, x = TRANSPOSE_CASES[case]
-    run_both(make, x)
+    assert_same_as_haiku(make, x)
 
 
 def test_conv_transpose_default_init_uses_input_channels():
-    ref = run_both(layer("Conv2DTranspose", 40, 3, stride=2), X2)
+    ref = assert_same_as_haiku(layer("Conv2DTranspose", 40, 3, stride=2), X2)
     w = ref.params["conv2_d_transpose"]["w"]
     assert w.shape == (3, 3, 40, 6)
     # TruncatedNormal(1 / sqrt(3 * 3 * 6)) truncated at 2 sigma: |w| < 2 / sqrt(54)
@@ -267,11 +275,11 @@ DEPTHWISE_CASES = {
 @pytest.mark.parametrize("case", list(DEPTHWISE_CASES))
 def test_depthwise_matches_haiku(case):
     make, x = DEPTHWISE_CASES[case]
-    run_both(make, x)
+    assert_same_as_haiku(make, x)
 
 
 def test_separable_names():
-    ref = run_both(layer("SeparableDepthwiseConv2D", 2, (3, 5)), X2)
+    ref = assert_same_as_haiku(layer("SeparableDepthwiseConv2D", 2, (3, 5)), X2)
     assert shapes(ref.params) == {
         "separable_depthwise_conv2_d/~/depthwise_conv2_d": {"w": (3, 1, 1, 12)},
         "separable_depthwise_conv2_d/~/depthwise_conv2_d_1": {
@@ -365,7 +373,7 @@ ERRORS = {
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_errors_match_haiku(case):
     build, must_name = ERRORS[case]
-    errors_both(
+    assert_same_errors(
         lambda hk: hk.transform(lambda: build(hk)).init(jax.random.PRNGKey(0)),
         *must_name,
     )

@@ -18,10 +18,10 @@ from tests.hk.core_parity import (
     LIBS,
     L,
     assert_identical,
+    assert_same_as_haiku,
+    assert_same_errors,
     catch,
-    errors_both,
     rand_init,
-    run_both,
     run_one,
     shapes,
 )
@@ -53,7 +53,7 @@ def test_state_get_with_init_and_set():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.state) == ["counter", "counter_1", "~"]
 
 
@@ -70,7 +70,7 @@ def test_init_returns_first_value_set_apply_returns_current():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert float(ref.state["~"]["a"]) == 1.0 and float(ref.state["~"]["b"]) == 1.0
     assert float(ref.new_state["~"]["a"]) == 2.0
     assert float(ref.new_state["~"]["b"]) == 21.0
@@ -98,14 +98,14 @@ def test_state_tree_values_any_pytree():
 
         return f
 
-    run_both(make)
+    assert_same_as_haiku(make)
 
 
 def test_get_state_without_init():
     def call(hk):
         hk.transform_with_state(lambda: hk.get_state("missing")).init(None)
 
-    errors_both(call, "'missing'", "'~'")
+    assert_same_errors(call, "'missing'", "'~'")
 
 
 def test_get_state_without_shape():
@@ -114,7 +114,7 @@ def test_get_state_without_shape():
             lambda: hk.get_state("s", init=jnp.zeros, dtype=jnp.float32)
         ).init(None)
 
-    errors_both(call, "'s'", "'~'")
+    assert_same_errors(call, "'s'", "'~'")
 
 
 def test_get_state_in_module_without_init():
@@ -125,7 +125,7 @@ def test_get_state_in_module_without_init():
 
         hk.transform_with_state(lambda: M()()).init(None)
 
-    errors_both(call, "'count'", "'m'")
+    assert_same_errors(call, "'count'", "'m'")
 
 
 # ---------------------------------------------------------------------------
@@ -163,7 +163,7 @@ def test_transform_rng_none_and_no_randomness():
 
         return f
 
-    ref = run_both(make, X, rng=None, apply_rng=None)
+    ref = assert_same_as_haiku(make, X, rng=None, apply_rng=None)
     assert list(ref.params) == ["~"]
 
 
@@ -198,7 +198,7 @@ def test_without_apply_rng_rejects_rng_keyword():
         f = hk.without_apply_rng(hk.transform(dense_fn(hk)))
         f.apply(f.init(KEY, X), X, rng=KEY)
 
-    errors_both(call, "rng")
+    assert_same_errors(call, "rng")
 
 
 def test_without_apply_rng_needing_randomness():
@@ -206,11 +206,11 @@ def test_without_apply_rng_needing_randomness():
         f = hk.without_apply_rng(hk.transform(lambda: hk.next_rng_key()))
         f.apply({})
 
-    errors_both(call, "PRNGKey")
+    assert_same_errors(call, "PRNGKey")
 
 
 def test_without_apply_rng_bad_argument():
-    errors_both(lambda hk: hk.without_apply_rng(lambda x: x), "transform")
+    assert_same_errors(lambda hk: hk.without_apply_rng(lambda x: x), "transform")
 
 
 def test_without_state_and_with_empty_state():
@@ -236,7 +236,7 @@ def test_transform_errors_when_state_is_used(where):
         params = g.init(None)
         g.apply(params, None)
 
-    errors_both(call, "transform_with_state")
+    assert_same_errors(call, "transform_with_state")
 
 
 def test_transform_apply_state_keyword():
@@ -244,15 +244,15 @@ def test_transform_apply_state_keyword():
         f = hk.transform(lambda state: state)
         f.apply({}, None, state=1)
 
-    errors_both(call, "positionally")
+    assert_same_errors(call, "positionally")
 
 
 def test_transform_of_a_jitted_function():
-    errors_both(lambda hk: hk.transform(jax.jit(lambda x: x)), "jit")
+    assert_same_errors(lambda hk: hk.transform(jax.jit(lambda x: x)), "jit")
 
 
 def test_transform_apply_rng_false():
-    errors_both(
+    assert_same_errors(
         lambda hk: hk.transform(lambda: None, apply_rng=False), "without_apply_rng"
     )
 
@@ -262,7 +262,7 @@ def test_apply_with_non_mapping_params(bad):
     def call(hk):
         hk.transform(lambda: None).apply(bad, None)
 
-    errors_both(call, "params", "mapping")
+    assert_same_errors(call, "params", "mapping")
 
 
 def test_jit_init_apply_and_grad():
@@ -301,7 +301,7 @@ def test_running_init():
     for hk in LIBS.values():
         hk.transform(lambda hk=hk: seen.append(hk.running_init())).init(None)
     assert seen == [True, True]
-    errors_both(lambda hk: hk.running_init(), "hk.running_init", "hk.transform")
+    assert_same_errors(lambda hk: hk.running_init(), "hk.running_init", "hk.transform")
 
 
 def test_get_params_and_state_inside_transform():
@@ -315,7 +315,7 @@ def test_get_params_and_state_inside_transform():
 
         return f
 
-    run_both(make, X)
+    assert_same_as_haiku(make, X)
 
 
 def test_multi_transform():
@@ -395,7 +395,7 @@ def test_multi_transform_errors_with_state():
 
         hk.multi_transform(f).init(None)
 
-    errors_both(call, "multi_transform_with_state")
+    assert_same_errors(call, "multi_transform_with_state")
 
 
 def test_get_original_fn():
@@ -470,7 +470,9 @@ def test_core_functions_outside_transform(symbol):
         "custom_setter": (lambda *a: None,),
         "next_rng_keys": (2,),
     }.get(symbol, ())
-    errors_both(lambda hk: getattr(hk, symbol)(*args), f"hk.{symbol}", "hk.transform")
+    assert_same_errors(
+        lambda hk: getattr(hk, symbol)(*args), f"hk.{symbol}", "hk.transform"
+    )
 
 
 def test_parameter_shape_mismatch():
@@ -479,7 +481,7 @@ def test_parameter_shape_mismatch():
         params = f.init(KEY, jnp.ones(4))
         f.apply(params, None, X)
 
-    _, got = errors_both(call, "dense/w", "(4, 2)")
+    _, got = assert_same_errors(call, "dense/w", "(4, 2)")
     assert "(3, 2)" in str(got)
 
 
@@ -490,7 +492,7 @@ def test_parameter_shape_mismatch_in_nested_module():
         params = {**params, "mlp/~/dense_1": {"w": jnp.ones((3, 5)), "b": jnp.ones(2)}}
         f.apply(params, None, X)
 
-    _, got = errors_both(call, "mlp/~/dense_1/w", "(3, 5)")
+    _, got = assert_same_errors(call, "mlp/~/dense_1/w", "(3, 5)")
     assert "(3, 2)" in str(got)
 
 
@@ -501,7 +503,7 @@ def test_missing_parameter_at_apply():
         del params["mlp/~/dense_1"]
         f.apply(params, None, X)
 
-    errors_both(call, "'w'", "'mlp/~/dense_1'")
+    assert_same_errors(call, "'w'", "'mlp/~/dense_1'")
 
 
 def test_missing_parameter_at_apply_with_rng():
@@ -509,14 +511,14 @@ def test_missing_parameter_at_apply_with_rng():
         f = hk.transform(lambda x: L(hk).Dense(2)(x))
         f.apply({"dense": {"b": jnp.zeros(2)}}, KEY, X)
 
-    errors_both(call, "'w'", "'dense'")
+    assert_same_errors(call, "'w'", "'dense'")
 
 
 def test_missing_parameter_without_initializer():
     def call(hk):
         hk.transform(lambda: hk.get_parameter("w", [])).init(None)
 
-    errors_both(call, "Initializer must be specified")
+    assert_same_errors(call, "Initializer must be specified")
 
 
 def test_parameter_initializer_returning_none():
@@ -525,7 +527,7 @@ def test_parameter_initializer_returning_none():
             None
         )
 
-    errors_both(call, "cannot be `None`")
+    assert_same_errors(call, "cannot be `None`")
 
 
 def test_parameter_dtype_and_shape_forms():
@@ -541,7 +543,7 @@ def test_parameter_dtype_and_shape_forms():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert shapes(ref.params)["~"] == {"a": (2,), "b": (2, 1), "c": (), "d": (2, 3)}
 
 
@@ -553,7 +555,7 @@ def test_reusing_a_parameter_with_another_shape():
 
         hk.transform(f).init(None)
 
-    errors_both(call, "'~/w'", "(2,)")
+    assert_same_errors(call, "'~/w'", "(2,)")
 
 
 # ---------------------------------------------------------------------------
@@ -596,7 +598,7 @@ def test_custom_creator_params_and_state():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert float(ref.params["dense"]["w"].sum()) == 0.0
 
 
@@ -615,7 +617,7 @@ def test_custom_creator_not_run_at_apply():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert ref.out[1] == []
 
 
@@ -639,7 +641,7 @@ def test_custom_getter_params_and_state():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert ref.params["dense"]["w"].dtype == jnp.float32
     assert ref.state["counter"]["n"].dtype == jnp.int32
 
@@ -678,7 +680,7 @@ def test_custom_setter():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert "skipped" not in ref.state["~"]
 
 
@@ -705,7 +707,7 @@ def test_do_not_store_with_getter_supplying_values():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["tail"]
 
 
@@ -756,7 +758,7 @@ def test_do_not_store_without_getter():
 
         hk.transform(f).init(None)
 
-    errors_both(call, "DO_NOT_STORE")
+    assert_same_errors(call, "DO_NOT_STORE")
 
 
 def test_getter_context_module_is_none_at_top_level():
@@ -834,7 +836,7 @@ def test_intercept_methods_order_and_context():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     methods = [entry[2] for entry in ref.out[1] if entry[0] == "outer"]
     assert methods[:4] == ["__init__", "__call__", "__init__", "__call__"]
 
@@ -862,7 +864,7 @@ def test_intercept_methods_short_circuit():
 
         return f
 
-    run_both(make, X)
+    assert_same_as_haiku(make, X)
 
 
 def test_intercept_methods_can_replace_results():
@@ -881,7 +883,7 @@ def test_intercept_methods_can_replace_results():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert ref.params["dense"]["w"].dtype == jnp.bfloat16
 
 
@@ -1008,7 +1010,7 @@ def test_unexpected_tracer_hint():
 
         hk.transform(f).init(None, X)
 
-    errors_both(call, "hk.vmap", "UnexpectedTracerError")
+    assert_same_errors(call, "hk.vmap", "UnexpectedTracerError")
 
 
 def test_type_aliases_exist_and_protocols_check_modules():

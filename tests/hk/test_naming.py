@@ -18,9 +18,9 @@ from tests.hk.core_parity import (
     KEY,
     LIBS,
     L,
-    errors_both,
+    assert_same_as_haiku,
+    assert_same_errors,
     rand_init,
-    run_both,
     shapes,
 )
 
@@ -47,7 +47,7 @@ def test_submodule_scopes_init_call_and_other_method():
 
         return lambda x: Parent()(x)
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == [
         "parent/~/dense",
         "parent/dense",
@@ -68,7 +68,7 @@ def test_repeated_instances_are_numbered():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == [
         "block/dense",
         "block/dense_1",
@@ -104,7 +104,7 @@ def test_explicit_names_are_uniqued(names):
 
         return f
 
-    run_both(make, X)
+    assert_same_as_haiku(make, X)
 
 
 def test_explicit_numbered_name_twice_is_an_error():
@@ -117,7 +117,7 @@ def test_explicit_numbered_name_twice_is_an_error():
 
         hk.transform(f).init(KEY, X)
 
-    errors_both(call, "foo_1", "not unique")
+    assert_same_errors(call, "foo_1", "not unique")
 
 
 @pytest.mark.parametrize("name", ["1abc", "a b", "foo/bar", "", "a-b", "~"])
@@ -125,7 +125,7 @@ def test_invalid_module_name(name):
     def call(hk):
         hk.transform(lambda: L(hk).Dense(1, name=name)).init(None)
 
-    errors_both(call, "not a valid module name")
+    assert_same_errors(call, "not a valid module name")
 
 
 CLASS_NAMES = [
@@ -174,7 +174,7 @@ def test_class_name_becomes_module_name(cls_name):
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert ref.out[1] == haiku_utils.camel_to_snake(cls_name)
     assert list(ref.params) == [ref.out[1]]
 
@@ -189,7 +189,7 @@ def test_top_level_parameters_and_state_live_under_tilde():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["~"] and list(ref.state) == ["~"]
     assert ref.out[1] == "~"
 
@@ -214,7 +214,7 @@ def test_parameters_created_in_a_non_call_method():
 
         return lambda x: Model()(x)
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["model", "model/~encode/dense"]
     assert list(ref.params["model"]) == ["offset", "scale"]
     assert ref.out[1:] == ("model", "model", "model")
@@ -254,7 +254,7 @@ def test_name_scope_nesting_and_modules_inside():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == [
         "a/b",
         "a/dense",
@@ -295,11 +295,11 @@ def test_name_scope_errors(case):
         "slash": "must not start with /",
         "empty": "must not start with /",
     }[case]
-    errors_both(call, expected)
+    assert_same_errors(call, expected)
 
 
 def test_name_scope_outside_transform():
-    errors_both(lambda hk: hk.name_scope("a"), "hk.name_scope", "hk.transform")
+    assert_same_errors(lambda hk: hk.name_scope("a"), "hk.name_scope", "hk.transform")
 
 
 def test_transparent_methods_add_no_scope():
@@ -329,7 +329,7 @@ def test_transparent_methods_add_no_scope():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["~", "model/~/dense", "model/dense", "model"]
 
 
@@ -355,7 +355,7 @@ def test_name_like_keeps_call_names():
 
         return lambda x: Autoencoder()(x)
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == [
         "autoencoder/enc",
         "autoencoder/dec",
@@ -384,7 +384,7 @@ def test_force_name_shares_parameters():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["dense", "parent/~/deep", "foo_2", "foo_3"]
     assert ref.out[1:] == ("dense", "dense", "foo_3")
 
@@ -393,7 +393,7 @@ def test_invalid_forced_name():
     def call(hk):
         hk.transform(lambda: L(hk).Dense(1, name=hk.force_name("a/b c"))).init(None)
 
-    errors_both(call, "not a valid module name")
+    assert_same_errors(call, "not a valid module name")
 
 
 def test_calling_a_module_twice_reuses_parameters():
@@ -417,7 +417,7 @@ def test_calling_a_module_twice_reuses_parameters():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == [
         "block/dense",
         "block/dense_1",
@@ -458,7 +458,7 @@ def test_dataclass_modules():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["post_init/~/scale", "scale", "custom"]
 
 
@@ -475,7 +475,7 @@ def test_to_module():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["bias_fn", "bias_fn_1", "mine"]
 
 
@@ -484,7 +484,7 @@ def test_to_module_with_a_non_string_name():
         Bias = hk.to_module(lambda x: x)
         hk.transform(lambda x: Bias(x)).init(None, X)
 
-    errors_both(call, "to_module")
+    assert_same_errors(call, "to_module")
 
 
 def test_params_dict_and_state_dict():
@@ -516,7 +516,7 @@ def test_params_dict_and_state_dict():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert sorted(ref.out[2]) == ["model/dense/b", "model/dense/w", "model/~/counter/c"]
     assert list(ref.out[3]) == ["model/~/counter/n"]
     assert sorted(ref.out[4]) == ["dense_1/b", "dense_1/w"]
@@ -528,7 +528,7 @@ def test_params_dict_outside_transform():
         hk.transform(lambda: mod.append(L(hk).Dense(1))).init(None)
         mod[0].params_dict()
 
-    errors_both(call, "hk.Module", "hk.transform")
+    assert_same_errors(call, "hk.Module", "hk.transform")
 
 
 def test_current_name_everywhere():
@@ -555,7 +555,7 @@ def test_current_name_everywhere():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert ref.out == ["~", "~", "m", "m", "m/~method/scope", "m"]
 
 
@@ -579,7 +579,7 @@ def test_module_constructed_at_top_level_is_named_there():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["dense", "dense_1", "maker/dense", "user/dense"]
     assert shapes(ref.params)["dense"] == {"w": (3, 4), "b": (4,)}
 
@@ -607,7 +607,7 @@ def test_module_attributes_and_repr():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert ref.out[0] == ("dense", "dense", "Dense(size=3)")
 
 
@@ -625,7 +625,7 @@ def test_module_without_super_init():
 
         hk.transform(lambda: Bad()).init(None)
 
-    errors_both(call, "super", "__init__")
+    assert_same_errors(call, "super", "__init__")
 
 
 def test_parameter_before_super_init():
@@ -637,11 +637,11 @@ def test_parameter_before_super_init():
 
         hk.transform(lambda: Bad()).init(None)
 
-    errors_both(call, "super")
+    assert_same_errors(call, "super")
 
 
 def test_module_outside_transform():
-    errors_both(lambda hk: L(hk).Dense(3), "hk.Module", "hk.transform")
+    assert_same_errors(lambda hk: L(hk).Dense(3), "hk.Module", "hk.transform")
 
 
 def test_calling_a_module_outside_transform():
@@ -650,7 +650,7 @@ def test_calling_a_module_outside_transform():
         hk.transform(lambda: mods.append(L(hk).Dense(3))).init(None)
         mods[0](X)
 
-    errors_both(call, "hk.Module", "hk.transform")
+    assert_same_errors(call, "hk.Module", "hk.transform")
 
 
 def test_module_properties_open_a_scope():
@@ -667,7 +667,7 @@ def test_module_properties_open_a_scope():
 
         return lambda x: Model()(x)
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["model/~layer/dense"]
 
 
@@ -685,7 +685,7 @@ def test_inherited_methods_and_super_calls():
 
         return lambda x: Child()(x)
 
-    run_both(make, X)
+    assert_same_as_haiku(make, X)
 
 
 def test_same_code_under_both_libraries_gives_identical_values():
@@ -699,7 +699,7 @@ def test_same_code_under_both_libraries_gives_identical_values():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == [
         "mlp/~/dense",
         "mlp/~/dense_1",
@@ -772,7 +772,7 @@ def test_abstract_and_protocol_modules():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert ref.out[1:] == ("TypeError", True)
 
 
@@ -798,7 +798,7 @@ def test_name_scope_in_init_and_nested_transforms():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert list(ref.params) == ["model/~/blocks", "model/~/blocks/dense", "dense"]
     assert list(ref.out[1]) == ["dense"]
 
@@ -825,5 +825,5 @@ def test_module_auto_repr_switch():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert ref.out == (True, True, "Dense(size=2)", True)

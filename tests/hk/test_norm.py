@@ -24,7 +24,7 @@ def _allow():
     return jax.numpy_rank_promotion("allow")
 
 
-def _same_tree(a, b, exact=False, rtol=1e-5, atol=1e-6):
+def assert_same_tree(a, b, exact=False, rtol=1e-5, atol=1e-6):
     sa = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), a)
     sb = jax.tree_util.tree_map(lambda x: (x.shape, x.dtype), b)
     assert sa == sb
@@ -63,7 +63,7 @@ def _run(
             out[lib] = {"init": (params, state), "f": f}
     # Initial values are bit-identical, except state that init computes
     # (bfloat16 math differs: pax.nn computes in float32).
-    _same_tree(
+    assert_same_tree(
         out["haiku"]["init"], out["pax"]["init"], **(init_tol or {"exact": True})
     )
     params, state = out["haiku"]["init"]
@@ -84,8 +84,8 @@ def _run(
     return results
 
 
-def _close(results, **tol):
-    _same_tree(results["haiku"], results["pax"], **tol)
+def assert_results_close(results, **tol):
+    assert_same_tree(results["haiku"], results["pax"], **tol)
 
 
 # ---------------------------------------------------------------- moving avgs
@@ -107,7 +107,7 @@ def test_ema_matches_haiku(kw):
         return f
 
     results = _run(make, x, with_state=True, steps=3)
-    _close(results, exact=True)
+    assert_results_close(results, exact=True)
     assert sorted(results["pax"][1]["exponential_moving_average"]) == [
         "average",
         "counter",
@@ -126,7 +126,7 @@ def test_ema_initialize_bf16_and_jit():
 
         return f
 
-    _close(_run(make, x, with_state=True, steps=2, jit=True), exact=True)
+    assert_results_close(_run(make, x, with_state=True, steps=2, jit=True), exact=True)
 
 
 def test_ema_params_tree_matches_haiku():
@@ -139,7 +139,7 @@ def test_ema_params_tree_matches_haiku():
         return lambda p: hk.EMAParamsTree(0.8, ignore_regex=".*/b")(p)
 
     results = _run(make, params, with_state=True, steps=2)
-    _close(results, exact=True)
+    assert_results_close(results, exact=True)
     assert sorted(results["pax"][1]) == [
         "ema_params_tree/head__w",
         "ema_params_tree/mlp___tilde___linear_0__w",
@@ -168,7 +168,7 @@ def _bn(hk, **kw):
 def test_batch_norm_matches_haiku(shape, kw, stat_shape):
     x = 3 + 2 * jax.random.normal(jax.random.PRNGKey(2), shape)
     train = _run(lambda hk: _bn(hk, **kw), x, with_state=True, steps=2, args=(True,))
-    _close(train)
+    assert_results_close(train)
     state = train["haiku"][1]
     assert state["batch_norm/~/mean_ema"]["counter"] == 2
     assert state["batch_norm/~/var_ema"]["average"].shape == stat_shape
@@ -186,7 +186,7 @@ def test_batch_norm_matches_haiku(shape, kw, stat_shape):
                 params, state, None, x, False, False
             )[0]
         )
-    _close(out)
+    assert_results_close(out)
 
 
 def test_batch_norm_init_in_eval_mode_fails_as_haiku():
@@ -200,7 +200,7 @@ def test_batch_norm_init_in_eval_mode_fails_as_haiku():
 def test_batch_norm_bf16_and_call_time_scale():
     x = jax.random.normal(jax.random.PRNGKey(3), (4, 2, 3)).astype(jnp.bfloat16)
     results = _run(lambda hk: _bn(hk), x, with_state=True, steps=2, args=(True,))
-    _close(results, rtol=2e-2, atol=2e-2)
+    assert_results_close(results, rtol=2e-2, atol=2e-2)
 
     def make(hk):
         def f(x):
@@ -210,7 +210,7 @@ def test_batch_norm_bf16_and_call_time_scale():
         return f
 
     x = x.astype(jnp.float32)
-    _close(_run(make, x, with_state=True, steps=2, haiku_allow=True))
+    assert_results_close(_run(make, x, with_state=True, steps=2, haiku_allow=True))
 
 
 # ------------------------------------------------------ layer / rms / group
@@ -233,7 +233,7 @@ def test_layer_norm_matches_haiku(dtype):
 
         return f
 
-    _close(
+    assert_results_close(
         _run(make, x, with_state=False, jit=dtype == jnp.float32, haiku_allow=True),
         **tol,
     )
@@ -254,7 +254,7 @@ def test_instance_and_rms_norm_match_haiku():
 
         return f
 
-    _close(_run(make, x, with_state=False, haiku_allow=True))
+    assert_results_close(_run(make, x, with_state=False, haiku_allow=True))
 
 
 def test_group_norm_matches_haiku():
@@ -270,7 +270,7 @@ def test_group_norm_matches_haiku():
 
         return f
 
-    _close(_run(make, x, with_state=False, haiku_allow=True))
+    assert_results_close(_run(make, x, with_state=False, haiku_allow=True))
 
 
 # -------------------------------------------------------------- spectral norm
@@ -290,7 +290,7 @@ def test_spectral_norm_matches_haiku(dtype):
 
         return f
 
-    _close(
+    assert_results_close(
         _run(
             make,
             x,
@@ -310,5 +310,5 @@ def test_sn_params_tree_matches_haiku():
         return lambda p: hk.SNParamsTree(ignore_regex=".*b$")(p)
 
     results = _run(make, params, with_state=True, steps=2)
-    _close(results)
+    assert_results_close(results)
     assert sorted(results["pax"][1]) == ["sn_params_tree/mlp___tilde__linear_0__w"]

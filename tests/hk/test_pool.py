@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 import pax.hk as phk
-from tests.hk.core_parity import assert_identical, catch, run_both
+from tests.hk.core_parity import assert_identical, assert_same_as_haiku, catch
 
 LIBS = {"haiku": haiku, "pax": phk}
 X = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3))  # [N, H, W, C]
@@ -62,7 +62,7 @@ def test_pool_modules_match_haiku_and_vmap():
 
         return f
 
-    ref = run_both(make, X)
+    ref = assert_same_as_haiku(make, X)
     assert ref.out[1].shape == (2, 4, 3, 3)
 
 

@@ -13,9 +13,9 @@ from tests.hk.core_parity import (
     KEY,
     LIBS,
     assert_identical,
-    errors_both,
+    assert_same_as_haiku,
+    assert_same_errors,
     rand_init,
-    run_both,
 )
 
 
@@ -49,7 +49,7 @@ def test_key_sequence_matches_haiku():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert len(ref.params["~"]) == 12
 
 
@@ -66,7 +66,7 @@ def test_rng_forms_accepted_by_init_and_apply(rng):
 
         return f
 
-    run_both(make, jnp.ones(3), rng=rng, apply_rng=rng)
+    assert_same_as_haiku(make, jnp.ones(3), rng=rng, apply_rng=rng)
 
 
 def test_initializer_values_depend_on_key_sequence():
@@ -85,14 +85,14 @@ def test_initializer_values_depend_on_key_sequence():
 
         return f
 
-    run_both(make)
+    assert_same_as_haiku(make)
 
 
 def test_maybe_next_rng_key_without_key_is_none():
     def make(hk):
         return lambda: (hk.maybe_next_rng_key(), hk.maybe_get_rng_sequence_state())
 
-    ref = run_both(make, rng=None, apply_rng=None)
+    ref = assert_same_as_haiku(make, rng=None, apply_rng=None)
     assert ref.out == (None, None)
 
 
@@ -109,7 +109,7 @@ def test_rng_sequence_state_round_trip():
 
         return f
 
-    ref = run_both(make)
+    ref = assert_same_as_haiku(make)
     assert_identical(ref.out[1], ref.out[2])
 
 
@@ -130,7 +130,7 @@ def test_random_numbers_without_a_key(symbol):
 
         hk.transform(f).init(None)
 
-    ref, got = errors_both(call)
+    ref, got = assert_same_errors(call)
     assert isinstance(got, pax.hk.MissingRNGError)
     assert isinstance(got, ValueError)
     if symbol != "replace":
@@ -142,7 +142,7 @@ def test_initializer_without_key():
         f = hk.transform(lambda: hk.get_parameter("w", [2], init=rand_init(hk)))
         f.init(None)
 
-    _, got = errors_both(call, "PRNGKey")
+    _, got = assert_same_errors(call, "PRNGKey")
     assert "init" in str(got)
 
 
@@ -153,7 +153,7 @@ def test_random_outside_transform(symbol):
             return hk.with_rng(KEY)
         return getattr(hk, symbol)(*([2] if symbol == "reserve_rng_keys" else []))
 
-    errors_both(call, f"hk.{symbol}", "hk.transform")
+    assert_same_errors(call, f"hk.{symbol}", "hk.transform")
 
 
 def test_keys_identical_under_jit():
@@ -228,7 +228,7 @@ def test_prng_sequence_peek():
     ids=["shape3", "float", "rank2", "str", "float_seed", "typed_batch"],
 )
 def test_prng_sequence_rejects_non_keys(bad):
-    errors_both(lambda hk: hk.PRNGSequence(bad))
+    assert_same_errors(lambda hk: hk.PRNGSequence(bad))
 
 
 @pytest.mark.parametrize("which", ["init", "apply"])
@@ -241,7 +241,7 @@ def test_transform_rejects_bad_rng(which):
             f.apply({}, jnp.zeros(3))
 
     signature = "init(rng, *a, **k)" if which == "init" else "apply(params, rng, *a"
-    errors_both(call, signature)
+    assert_same_errors(call, signature)
 
 
 @pytest.mark.parametrize("size", [1, 3])
@@ -257,7 +257,7 @@ def test_rng_reserve_size(size):
         name: hk.experimental.rng_reserve_size(size) for name, hk in LIBS.items()
     }
     try:
-        run_both(make)
+        assert_same_as_haiku(make)
         seqs = [hk.PRNGSequence(0) for hk in LIBS.values()]
         for seq in seqs:
             next(seq)
@@ -267,4 +267,4 @@ def test_rng_reserve_size(size):
         for name, hk in LIBS.items():
             hk.experimental.rng_reserve_size(previous[name])
     assert previous == {"haiku": 1, "pax": 1}
-    errors_both(lambda hk: hk.experimental.rng_reserve_size(0), "more than 0")
+    assert_same_errors(lambda hk: hk.experimental.rng_reserve_size(0), "more than 0")

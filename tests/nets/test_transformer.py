@@ -85,7 +85,7 @@ forward = jax.jit(lambda module, *args, **kwargs: module(*args, **kwargs))
 train_call = jax.jit(lambda module, x: pax.purecall(module, x))
 
 
-def close(actual, expected, rtol=1e-5, atol=1e-5):
+def assert_close(actual, expected, rtol=1e-5, atol=1e-5):
     np.testing.assert_allclose(np.asarray(actual), expected, rtol=rtol, atol=atol)
 
 
@@ -120,7 +120,7 @@ def tokens():
 def test_forward_matches_hand_written_pre_layer_norm_stack(net, x, jit):
     expected = ref_transformer(x, net)
     out = forward(net, x) if jit else net(x)
-    close(out, expected)
+    assert_close(out, expected)
     # the stack really has distinct layers, and the final norm is applied
     assert not np.allclose(net.blocks[0].dense_1.weight, net.blocks[1].dense_1.weight)
     assert np.allclose(np.asarray(out).mean(-1), 0.0, atol=1e-5)
@@ -132,21 +132,21 @@ def test_single_block_matches_reference_with_padding_mask(x):
     mask = pax.nn.combine_masks(pax.nn.causal_mask(T), pax.nn.padding_mask(valid))
     out = block(x, mask=mask)
     expected = ref_block(f64(x), block, valid)
-    close(out[0], expected[0])
-    close(out[1, 2:], expected[1, 2:])  # padded query rows attend to nothing
+    assert_close(out[0], expected[0])
+    assert_close(out[1, 2:], expected[1, 2:])  # padded query rows attend to nothing
 
 
 def test_padding_mask_hides_padded_positions(net, x):
     valid = jnp.array([[True] * T, [False, False] + [True] * (T - 2)])
     out = forward(net, x, mask=valid)
-    close(out[1, 2:], ref_transformer(x, net, valid)[1, 2:])
+    assert_close(out[1, 2:], ref_transformer(x, net, valid)[1, 2:])
     changed = x.at[1, :2].set(5.0)  # new values at the padded positions
-    close(forward(net, changed, mask=valid)[1, 2:], np.asarray(out[1, 2:]))
+    assert_close(forward(net, changed, mask=valid)[1, 2:], np.asarray(out[1, 2:]))
     assert not np.allclose(forward(net, changed)[1, 2:], forward(net, x)[1, 2:])
 
 
 def test_language_model_matches_reference(lm, tokens):
-    close(forward(lm, tokens), ref_lm(tokens, lm), rtol=1e-4, atol=1e-5)
+    assert_close(forward(lm, tokens), ref_lm(tokens, lm), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("positional", ["learned", "rotary"])
@@ -177,7 +177,7 @@ def test_cached_decoding_equals_the_full_forward_pass(positional, tokens):
         cache, out = decode(cache, tokens[:, t : t + 1])
         outs.append(out)
     np.testing.assert_array_equal(cache.length, [tokens.shape[1]] * LAYERS)
-    close(jnp.concatenate(outs, axis=1), np.asarray(full), rtol=1e-5, atol=1e-5)
+    assert_close(jnp.concatenate(outs, axis=1), np.asarray(full), rtol=1e-5, atol=1e-5)
 
 
 def test_transformer_decode_with_a_padding_mask(net, x):
@@ -190,8 +190,8 @@ def test_transformer_decode_with_a_padding_mask(net, x):
         cache, out = decode(cache, x[:, t : t + 1], mask=valid)
         outs.append(out)
     out = jnp.concatenate(outs, axis=1)
-    close(out[0], np.asarray(full[0]))
-    close(out[1, 1:], np.asarray(full[1, 1:]))
+    assert_close(out[0], np.asarray(full[0]))
+    assert_close(out[1, 1:], np.asarray(full[1, 1:]))
 
 
 # ---------------------------------------------------------------------------
@@ -211,10 +211,10 @@ def test_dropout_only_in_training_mode(x):
     assert not np.allclose(y1, y2)  # fresh masks on every call
     evaluated = forward(net.eval(), x)  # plain call, no state change
     assert not np.allclose(y1, evaluated)
-    close(evaluated, ref_transformer(x, net))
+    assert_close(evaluated, ref_transformer(x, net))
     # decode is inference: never any dropout, even in training mode
     _, y0 = jax.jit(net.decode)(net.init_cache(B, T), x[:, :2])
-    close(y0, np.asarray(evaluated[:, :2]))
+    assert_close(y0, np.asarray(evaluated[:, :2]))
 
 
 def test_rate_zero_training_mode_is_the_plain_eval_call(net, x):
