@@ -9,10 +9,8 @@ import numpy as np
 import pytest
 
 import pax.hk as phk
-import pax.hk.config  # noqa: F401 - until pax.hk exports them
-import pax.hk.mixed_precision  # noqa: F401
-import pax.hk.testing  # noqa: F401
-from pax.hk._random import optimize_rng_use
+
+optimize_rng_use = phk.experimental.optimize_rng_use
 
 LIBS = {"haiku": haiku, "pax": phk}
 
