@@ -2,7 +2,9 @@
 
 The user code below is written once against an ``hk`` module argument (an
 MLP and a ResNet-18 built from hand-written ``hk.Module``s with
-``hk.get_parameter`` / ``hk.get_state``, batch norm in training mode), and
+``hk.get_parameter`` / ``hk.get_state``, batch norm in training mode; and
+the same two networks from Haiku's library, ``hk.nets.MLP`` and
+``hk.nets.ResNet18``, whose pax.hk layers compute with ``pax.nn``), and
 run under ``import haiku as hk`` and ``import pax.hk as hk``. For each it
 measures, with fresh transforms every repeat so nothing is cached:
 
@@ -120,7 +122,20 @@ def user_code(hk):
     def resnet(x):
         return ResNet18()(x)
 
-    return {"mlp": mlp, "resnet18": resnet}
+    # The same networks from Haiku's own layers: under pax.hk these take their
+    # parameters from hk.get_parameter and compute with pax.nn modules.
+    def nets_mlp(x):
+        return hk.nets.MLP([512, 512, 512, 10])(x)
+
+    def nets_resnet(x):
+        return hk.nets.ResNet18(1000)(x, is_training=True)
+
+    return {
+        "mlp": mlp,
+        "resnet18": resnet,
+        "hk.nets.MLP": nets_mlp,
+        "hk.nets.ResNet18": nets_resnet,
+    }
 
 
 def timed(fn, *args):
@@ -160,6 +175,8 @@ def main(argv=None):
     inputs = {
         "mlp": jnp.ones((64, 784)),
         "resnet18": jnp.ones((8, 64, 64, 3)),
+        "hk.nets.MLP": jnp.ones((64, 784)),
+        "hk.nets.ResNet18": jnp.ones((8, 64, 64, 3)),
     }
     print(f"devices: {jax.devices()}")
     for name, x in inputs.items():
