@@ -58,6 +58,7 @@ from ._conv_transpose import ConvNDTranspose as ConvNDTranspose
 from ._conv_utils import get_channel_index as get_channel_index
 from ._convert import from_haiku_params as from_haiku_params
 from ._convert import to_haiku_params as to_haiku_params
+from ._deferred import Deferred as Deferred
 from ._depthwise import DepthwiseConv1D as DepthwiseConv1D
 from ._depthwise import DepthwiseConv2D as DepthwiseConv2D
 from ._depthwise import DepthwiseConv3D as DepthwiseConv3D
@@ -140,6 +141,7 @@ from ._utils import multinomial as multinomial
 from ._utils import one_hot as one_hot
 
 __all__ = [
+    "Deferred",
     "HaikuModule",
     "to_pax",
     "to_haiku_params",

@@ -27,6 +27,12 @@ from ._module import intercept_methods as intercept_methods
 from ._module import name_like as name_like
 from ._module import name_scope as name_scope
 from ._random import optimize_rng_use as optimize_rng_use
+from ._summarise import ArraySpec as ArraySpec
+from ._summarise import MethodInvocation as MethodInvocation
+from ._summarise import ModuleDetails as ModuleDetails
+from ._summarise import eval_summary as eval_summary
+from ._summarise import fast_eval_shape as fast_eval_shape
+from ._summarise import tabulate as tabulate
 from ._transform import get_original_fn as get_original_fn
 
 ParamContext = GetterContext
@@ -65,6 +71,12 @@ def check_jax_usage(enabled: bool = True) -> bool:
 
 __all__ = [
     "optimize_rng_use",
+    "ArraySpec",
+    "MethodInvocation",
+    "ModuleDetails",
+    "eval_summary",
+    "fast_eval_shape",
+    "tabulate",
     "LiftWithStateUpdater",
     "lift",
     "lift_with_state",
