@@ -144,6 +144,9 @@ FLOAT64_SCRIPT = textwrap.dedent(
 )
 
 
+# A sweep over every layer in a fresh x64 process (~1 min): the full run only;
+# the families' own float64 tests stay in the fast default.
+@pytest.mark.slow
 def test_float64_inputs_keep_their_dtype_in_isolation():
     env = dict(os.environ, JAX_ENABLE_X64="1", JAX_PLATFORMS="cpu")
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
