@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _base, _stateful, _transform
 from ._module import MethodContext, Module, _NameScopeModule, intercept_methods
+from .data_structures import _short_dtype
 
 __all__ = [
     "ArraySpec",
@@ -29,20 +30,6 @@ __all__ = [
     "fast_eval_shape",
     "tabulate",
 ]
-
-
-def _short_dtype(dtype: Any) -> str:
-    """``float32`` -> ``f32``, ``int8`` -> ``s8``, ``uint8`` -> ``u8`` ..."""
-    name = np.dtype(dtype).name
-    for long, short in (
-        ("complex", "c"),
-        ("double", "d"),
-        ("float", "f"),
-        ("uint", "u"),
-        ("int", "s"),
-    ):
-        name = name.replace(long, short)
-    return name
 
 
 def _format_spec(x: Any) -> str:
