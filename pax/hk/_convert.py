@@ -264,14 +264,28 @@ def _transparent(attr: str):
 # -- nets ---------------------------------------------------------------------
 
 
+def _images(handler: Callable) -> Callable:
+    """The image nets see NHWC inputs: inside them the norms' Haiku shapes are
+    rank 4, whatever ``input_ndim`` says for the layers around the net."""
+
+    def wrapped(w: _Walk, *args):
+        outer, w.input_ndim = w.input_ndim, 4
+        try:
+            return handler(w, *args)
+        finally:
+            w.input_ndim = outer
+
+    return wrapped
+
+
 def _mlp(w: _Walk, m, path, names, name):
     inner = _Names(names(name or "mlp") + "/~/")
     for i, layer in enumerate(m.layers):
         _linear(w, layer, f"{path}.layers[{i}]", inner, f"linear_{i}")
 
 
+@_images
 def _resnet(w: _Walk, m, path, names, name):
-    w = _with_ndim(w, 4)
     inner = _Names(names(name or _base(m)) + "/~/")
     if m.initial_conv is not None:
         _conv(w, m.initial_conv, path + ".initial_conv", inner, "initial_conv")
@@ -299,8 +313,8 @@ def _resnet(w: _Walk, m, path, names, name):
     _linear(w, m.logits, path + ".logits", inner, "logits")
 
 
+@_images
 def _mobilenet(w: _Walk, m, path, names, name):
-    w = _with_ndim(w, 4)
     inner = _Names(names(name or _base(m)) + "/")
     _conv(w, m.initial_conv, path + ".initial_conv", inner, "conv2_d")
     if m.initial_batchnorm is not None:
@@ -350,14 +364,6 @@ def _generic(w: _Walk, m, path, names, name):
                     w.walk(v, f"{path}.{attr}[{i}]", inner)
         else:
             w.add(f"{path}.{attr}", full, attr)
-
-
-def _with_ndim(w: _Walk, ndim: int) -> _Walk:
-    """The nets see NHWC images: their norms' Haiku shapes are rank 4."""
-    if w.input_ndim not in (None, ndim):
-        raise ValueError(f"input_ndim={w.input_ndim}, but this net takes rank {ndim}")
-    w.input_ndim = ndim
-    return w
 
 
 def _refuse(w: _Walk, m, path, names, name):

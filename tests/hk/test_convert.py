@@ -505,3 +505,23 @@ def test_modules_without_a_haiku_twin_are_refused():
     sn_tree = nn.SNParamsTree({"w": jnp.ones((2, 3))}, rng_key=KEY)
     with pytest.raises(ValueError, match="no Haiku counterpart for the leaves"):
         phk.to_haiku_params(sn_tree)
+
+
+class Backbone(pax.Module):
+    """An image net next to a rank-2 BatchNorm: each keeps its own rank."""
+
+    def __init__(self, rng_key):
+        super().__init__()
+        self.net = pax.nets.MobileNetV1(
+            3, strides=(1,), channels=(8,), num_classes=5, rng_key=rng_key
+        )
+        self.norm = nn.BatchNorm(5)
+
+
+def test_nets_inside_a_module_keep_rank_4_while_input_ndim_sets_the_rest():
+    template = jax.eval_shape(lambda: Backbone(KEY))
+    params, state = phk.to_haiku_params(template, input_ndim=2)
+    assert params["backbone/~/batch_norm"]["scale"].shape == (1, 5)
+    block = "backbone/~/mobile_net_v1/mobile_net_v1_block/batch_norm_1"
+    assert params[block]["scale"].shape == (1, 1, 1, 8)
+    assert state["backbone/~/batch_norm/~/mean_ema"]["average"].shape == (1, 5)
