@@ -31,6 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import MutationError, UnknownAttributeError
+from .frozen import freeze
+from .keys import check_rng_key
 
 __all__ = [
     "Module",
@@ -401,17 +403,37 @@ def _constructor_repr(cls: type, args: tuple, kwargs: dict) -> str:
     return f"{cls.__name__}({', '.join(parts)})"
 
 
+_construction = threading.local()
+
+
+def constructing() -> bool:
+    """True while some module's ``__init__`` runs in this thread."""
+    return getattr(_construction, "depth", 0) > 0
+
+
 class _ModuleMeta(type):
     """Runs ``__init__`` in an open (mutable) state, then freezes the module."""
 
     def __call__(cls, *args, **kwargs):
+        rng_key = kwargs.get("rng_key")
+        if rng_key is not None:
+            check_rng_key(rng_key, cls.__name__)
         obj = cls.__new__(cls)
         _set_session(obj, _INIT)
         _set_spec(obj, None)
         d = obj.__dict__
         d["_training"] = True
         d["name"] = None
-        obj.__init__(*args, **kwargs)
+        depth = getattr(_construction, "depth", 0)
+        _construction.depth = depth + 1
+        try:
+            obj.__init__(*args, **kwargs)
+        finally:
+            _construction.depth = depth
+        for name, value in d.items():
+            frozen = freeze(value)
+            if frozen is not value:
+                d[name] = frozen
         d["_pax_repr"] = _constructor_repr(cls, args, kwargs)
         _check_declared_parameters(obj)
         _set_spec(obj, _Spec.build(cls, d))
@@ -629,11 +651,23 @@ class Module(metaclass=_ModuleMeta):
             raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
         spec = _get_spec(self)
         kind = spec.kinds.get(name)
-        if not (kind == _CHILD and _is_dynamic(value)):
+        if _is_array(value):
+            if type(value) is np.ndarray:
+                value = freeze(value)
+            if kind != _CHILD:
+                _set_spec(self, spec.with_attr(name, value))
+            self.__dict__[name] = value
+            if _is_tracer(value):
+                session.record_tracer(self, name, value)
+            return
+        if not (kind == _CHILD and isinstance(value, Module)):
+            value = freeze(value)
             _set_spec(self, spec.with_attr(name, value))
         self.__dict__[name] = value
-        if _is_tracer(value):
-            session.record_tracer(self, name, value)
+        # a tracer may hide anywhere inside (a container, a new submodule)
+        for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+            if _is_tracer(leaf):
+                session.record_tracer(self, name + jax.tree_util.keystr(path), leaf)
 
     def __delattr__(self, name: str) -> None:
         session = _session_of(self)
@@ -745,6 +779,7 @@ class Module(metaclass=_ModuleMeta):
         spec = _get_spec(self)
         d = dict(self.__dict__)
         for name, value in attrs.items():
+            value = freeze(value)
             kind = spec.kinds.get(name)
             if not (kind == _CHILD and _is_dynamic(value)):
                 spec = spec.with_attr(name, value)

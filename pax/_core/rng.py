@@ -3,16 +3,66 @@
 from __future__ import annotations
 
 import threading
+import warnings
 
 import jax
+import numpy as np
 
-from .module import Module
+from .keys import check_rng_key
+from .module import Module, constructing
 
-__all__ = ["seed_rng_key", "next_rng_key", "RngSeq", "as_rng_key"]
+try:  # JAX's public hook for "which trace is current" (Haiku uses it too)
+    from jax.extend.core import get_opaque_trace_state as _trace_state
+except ImportError:  # pragma: no cover - older JAX: no detection
+    _trace_state = None
 
+__all__ = [
+    "seed_rng_key",
+    "next_rng_key",
+    "RngSeq",
+    "as_rng_key",
+    "check_rng_key",
+    "TracedRngWarning",
+]
+
+
+class TracedRngWarning(UserWarning):
+    """``pax.next_rng_key()`` was called while JAX was tracing a function.
+
+    The key is drawn once, when JAX traces: under ``jax.jit`` / ``lax.scan`` it
+    is a constant of the compiled program (every call gets the same
+    "randomness"), and under ``jax.vmap`` every element of the batch gets the
+    same key. Pass a key into the traced function instead, or carry a
+    :class:`pax.RngSeq` as state. Building modules while tracing (for example
+    ``jax.eval_shape(lambda: pax.nets.ResNet50(3, 1000))``) does not warn.
+    Silence it with ``warnings.filterwarnings("ignore",
+    category=pax.TracedRngWarning)``.
+    """
+
+
+_TRACED_MSG = (
+    "pax.next_rng_key() was called while JAX was tracing a function "
+    "(jax.jit, jax.vmap, lax.scan, ...): the key is drawn once, at trace time, "
+    "so it is a constant of the compiled program (the same mask/noise on every "
+    "call, and on every element under vmap). Pass a key in as an argument "
+    "(e.g. `jax.jit(f)(x, key)` with `key = jax.random.split(key)[0]` per "
+    "step), or keep a `pax.RngSeq` in your model's state and draw from it "
+    "inside `pax.pure`. Silence with "
+    "warnings.filterwarnings('ignore', category=pax.TracedRngWarning)."
+)
 _DEFAULT_SEED = 42
 _lock = threading.Lock()
 _state: dict[str, jax.Array | None] = {"key": None}
+
+# The trace state of plain eager evaluation, read when pax is imported.
+_EAGER_STATE = None if _trace_state is None else _trace_state(convention="haiku")
+
+
+def _is_tracing() -> bool:
+    """True while JAX traces or transforms a function (not eager evaluation)."""
+    if _EAGER_STATE is None:
+        return False
+    return _trace_state(convention="haiku") != _EAGER_STATE
 
 
 def seed_rng_key(seed: int) -> None:
@@ -39,7 +89,16 @@ def next_rng_key() -> jax.Array:
     Returns:
       A raw ``uint32[2]`` key, usable with every ``jax.random`` function.
       It is a concrete array even when called while JAX traces a function.
+
+    Warns:
+      TracedRngWarning: when called while JAX traces a function (``jax.jit``,
+        ``jax.vmap``, ``lax.scan``, ...) outside module construction: the key
+        is then a constant of the traced program. Building a module while
+        tracing (``jax.eval_shape(lambda: pax.Linear(2, 3))``) draws keys
+        without a warning.
     """
+    if not constructing() and _is_tracing():
+        warnings.warn(_TRACED_MSG, TracedRngWarning, stacklevel=2)
     with _lock, jax.ensure_compile_time_eval():
         key = _state["key"]
         if key is None:
@@ -81,8 +140,12 @@ class RngSeq(Module):
         name: str | None = None,
     ):
         super().__init__(name=name)
-        if rng_key is None:
-            rng_key = next_rng_key() if seed is None else jax.random.PRNGKey(seed)
+        if rng_key is None and seed is not None:
+            if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+                raise TypeError(f"RngSeq: `seed` must be an int, got {seed!r}")
+            rng_key = jax.random.PRNGKey(seed)
+        elif rng_key is None:
+            rng_key = next_rng_key()
         self._rng_key = rng_key
 
     def next_rng_key(self, num_keys: int = 1) -> jax.Array:

@@ -210,3 +210,44 @@ def test_tracers_from_the_enclosing_transform_are_fine():
         return inner(counter)
 
     assert int(f(Counter(), jnp.array(3)).count) == 3
+
+
+@pytest.mark.parametrize("container", ["tuple", "list", "dict", "nested"])
+def test_tracers_hidden_in_containers_are_reported(container):
+    wrap = {
+        "tuple": lambda x: (x, 1),
+        "list": lambda x: [jnp.zeros(()), x],
+        "dict": lambda x: {"a": x},
+        "nested": lambda x: {"a": [(x,)]},
+    }[container]
+
+    @pax.pure
+    def leaky(counter):
+        def inner(x):
+            counter.extra = wrap(x)  # a tracer of the inner jit, in a container
+            return x
+
+        jax.jit(inner)(jnp.array(1))
+        return counter
+
+    with pytest.raises(pax.LeakedTracerError, match="attribute `extra"):
+        leaky(Counter())
+
+
+def test_tracers_inside_a_newly_assigned_submodule_are_reported():
+    class Holder(pax.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = pax.Linear(3, 3, rng_key=jax.random.PRNGKey(0))
+
+    @pax.pure
+    def leaky(m, vs):
+        def per_row(v):
+            m.inner = pax.Linear(3, 3, rng_key=jax.random.PRNGKey(1)).replace(bias=v)
+            return v
+
+        jax.vmap(per_row)(vs)
+        return m
+
+    with pytest.raises(pax.LeakedTracerError, match="attribute `inner.bias"):
+        leaky(Holder(), jnp.ones((2, 3)))
