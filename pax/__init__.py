@@ -9,6 +9,7 @@ from . import nets as nets
 from . import nn as nn
 from . import optim as optim
 from . import utils as utils
+from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load as load
 from ._checkpoint import save as save
 from ._core.autograd import grad as grad
@@ -16,6 +17,8 @@ from ._core.autograd import value_and_grad as value_and_grad
 from ._core.errors import LeakedTracerError as LeakedTracerError
 from ._core.errors import MutationError as MutationError
 from ._core.errors import UnknownAttributeError as UnknownAttributeError
+from ._core.frozen import FrozenDict as FrozenDict
+from ._core.frozen import FrozenList as FrozenList
 from ._core.module import Module as Module
 from ._core.module import ParameterModule as ParameterModule
 from ._core.module import StateModule as StateModule
@@ -25,6 +28,7 @@ from ._core.pure import module_and_value as module_and_value
 from ._core.pure import pure as pure
 from ._core.pure import purecall as purecall
 from ._core.rng import RngSeq as RngSeq
+from ._core.rng import TracedRngWarning as TracedRngWarning
 from ._core.rng import next_rng_key as next_rng_key
 from ._core.rng import seed_rng_key as seed_rng_key
 from ._core.transforms import enable_eval_mode as enable_eval_mode
@@ -50,11 +54,15 @@ __all__ = [
     "apply_updates",
     "apply_mp_policy",
     "unwrap_mp_policy",
+    "CheckpointError",
+    "FrozenDict",
+    "FrozenList",
     "LeakedTracerError",
     "Module",
     "MutationError",
     "ParameterModule",
     "StateModule",
+    "TracedRngWarning",
     "UnknownAttributeError",
     "enable_eval_mode",
     "enable_train_mode",

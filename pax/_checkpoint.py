@@ -33,34 +33,86 @@ files, exactly what ``numpy.savez`` writes), readable with
 
 Every other leaf is stored in its own dtype. Values round-trip bit for bit
 (NaN payloads and ``-0.0`` included). No entry ever needs pickle: ``save``
-writes with ``allow_pickle=False`` and ``load`` reads with
-``allow_pickle=False``, so **loading a file never executes code**; a file that
-holds an object array is refused.
+writes with ``allow_pickle=False`` and ``load`` parses ``.npy`` headers
+itself and never unpickles, so **loading a file never executes code**; a file
+that holds an object array is refused.
+
+Reading untrusted files
+=======================
+
+``load`` treats the file as hostile until proven otherwise. It opens the zip
+with :mod:`zipfile` (members must be stored uncompressed, lie inside the file
+and have consistent sizes, so no member can expand: no zip bombs), reads the
+``__pax__`` metadata and then only the ``.npy`` *header* of every entry
+(``numpy.lib.format.read_array_header_*``, at most 10,000 bytes each). Every
+entry's shape and dtype, and the byte count they imply, are checked against
+the zip directory and against ``like`` before any array data is read or
+memory for it allocated. The data is then read with zip's CRC-32 check, so a
+flipped byte anywhere in a member (header, data or metadata) is detected
+rather than loaded as a wrong value.
+
+Errors: anything wrong with the file itself (empty, truncated, not a zip, a
+plain ``.npz`` without ``__pax__``, corrupt zip structures, bad CRC, a bad
+or inconsistent ``.npy`` header, pickled data, bad metadata) raises
+:class:`pax.CheckpointError`, a ``ValueError`` subclass whose message names
+the path and, where there is one, the entry. A *valid* checkpoint that does
+not fit ``like`` (missing or extra entries, other shapes or dtypes) raises a
+plain ``ValueError`` naming the first offending key path: the file is fine,
+the template is not. A shape or dtype mismatch is only reported after the
+entry's CRC-32 was verified, so a corrupted header is never mistaken for a
+mismatch. A missing file raises ``FileNotFoundError``, a directory
+``IsADirectoryError``, an unreadable file ``PermissionError`` (what ``open``
+raises).
+
+Writing
+=======
 
 Writing is atomic: the archive is written to a temporary file next to
-``path`` (``.<name>.<random>.tmp``), flushed and ``fsync``-ed, then renamed
-onto ``path`` with ``os.replace``. A failure leaves an existing checkpoint
-untouched and no temporary file behind. ``save`` creates no directories.
+``path`` (``.<name>.<12 hex digits>.tmp``), flushed and ``fsync``-ed, then
+renamed onto ``path`` with ``os.replace``. A failure leaves an existing
+checkpoint untouched and no temporary file behind. ``save`` creates no
+directories.
+
+A process killed while writing (``kill -9``, power loss) cannot remove its
+temporary file. The next ``save`` to the same ``path`` removes such stale
+temporary files of that target before writing: only regular files named
+exactly ``.<name>.<12 lowercase hex digits>.tmp`` that no live process is
+writing. The writer holds an exclusive ``flock`` on its temporary file while
+it writes (the kernel drops it when the process dies, however it dies); a
+file whose lock can be taken, and that has not been modified for
+2 seconds, is stale. Where ``flock`` is unavailable
+(Windows) the age rule applies alone, and the operating system refuses to
+remove a file another process has open.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import io
 import json
+import math
 import os
+import re
 import secrets
 import stat
 import struct
+import time
 import zipfile
 import zlib
 from typing import Any, TypeVar
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["save", "load"]
+__all__ = ["CheckpointError", "save", "load"]
 
 T = TypeVar("T")
 PathLike = str | os.PathLike
@@ -74,16 +126,28 @@ _NATIVE_KINDS = frozenset("biufc")
 _BITS = "bits"
 _KEY_DATA = "key_data"
 
-# What a file that cannot be parsed raises while numpy reads it.
+# Temporary files of a save to `<dir>/<name>`: `<dir>/.<name>.<12 hex>.tmp`.
+_TEMP_HEX = 12
+# A temporary file untouched for this long, whose lock is free, is stale.
+_STALE_AFTER_S = 2.0
+# Bytes read at a time from a zip member.
+_CHUNK = 1 << 24
+# numpy's own limit on a .npy header (its default for untrusted files).
+_MAX_HEADER = 10_000
+
+# What parsing a malformed file raises (from zipfile, numpy's header parser,
+# json, struct, zlib, and the OS when a corrupt offset makes it seek before
+# the start of the file).
 _READ_ERRORS = (
-    ValueError,
+    ValueError,  # includes json.JSONDecodeError and UnicodeDecodeError
     EOFError,
     KeyError,
     IndexError,
     TypeError,
+    OverflowError,
     RuntimeError,  # includes RecursionError (deep JSON), encrypted zip members
-    NotImplementedError,  # unsupported zip compression method
-    UnicodeError,
+    NotImplementedError,  # unsupported zip features
+    OSError,  # e.g. [Errno 22] Invalid argument: seek to a negative offset
     struct.error,
     zlib.error,
     zipfile.BadZipFile,
@@ -91,8 +155,57 @@ _READ_ERRORS = (
 )
 
 
+class CheckpointError(ValueError):
+    """The file given to :func:`pax.load` is not a valid PAX checkpoint.
+
+    Raised for every defect of the file itself: empty, truncated, not a zip
+    archive, a plain ``.npz`` without PAX metadata, a corrupt zip structure or
+    CRC-32, a malformed or inconsistent ``.npy`` header, compressed or pickled
+    entries, unreadable metadata, or a format version newer than this PAX.
+    A valid checkpoint that does not fit the template ``like`` raises a plain
+    ``ValueError`` instead.
+
+    Attributes:
+      path: the file, as given to :func:`pax.load` (a ``str``).
+      entry: the key path of the offending entry (e.g. ``".weight"``), or
+        ``None`` when the defect is not in one entry (e.g. not a zip).
+
+    >>> import os, tempfile, pax
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "empty.ckpt")
+    ...     open(path, "wb").close()
+    ...     try:
+    ...         pax.load(path, pax.Linear(2, 3))
+    ...     except pax.CheckpointError as err:
+    ...         print(err.entry, "|", str(err).split(": ", 2)[-1])
+    None | the file is empty.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, entry: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.entry = entry
+
+
 class _Corrupt(Exception):
-    """Internal: the file is not a readable PAX checkpoint (reason in args)."""
+    """Internal: the file is malformed (reason, and the entry if any)."""
+
+    def __init__(self, reason: str, entry: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.entry = entry
+
+
+def _checkpoint_error(path: str, reason: str, entry: str | None) -> CheckpointError:
+    where = "" if entry is None else f"entry `{entry}`: "
+    return CheckpointError(
+        f"pax.load: {path!r} is not a PAX checkpoint or is truncated or "
+        f"corrupt: {where}{reason}.",
+        path=path,
+        entry=entry,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -255,9 +368,63 @@ def _write_npz(file: Any, entries: list[tuple[str, np.ndarray]]) -> None:
                 np.lib.format.write_array(member, array, allow_pickle=False)
 
 
+def _temp_pattern(base: str) -> re.Pattern:
+    """The exact names of ``save``'s temporary files for target ``base``."""
+    return re.compile(re.escape(f".{base}.") + f"[0-9a-f]{{{_TEMP_HEX}}}" + r"\.tmp")
+
+
+def _lock(fd: int) -> bool:
+    """Take an exclusive, non-blocking ``flock`` on ``fd``; False if another
+    open file holds one (or locks are unsupported: then nothing is known)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_if_stale(name: str, now: float) -> None:
+    """Remove the temporary file ``name`` if no live process is writing it."""
+    try:
+        before = os.lstat(name)
+    except OSError:
+        return
+    if not stat.S_ISREG(before.st_mode) or now - before.st_mtime < _STALE_AFTER_S:
+        return  # a symlink, directory or FIFO is not ours; a young file may be
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(name, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return
+    try:
+        now_st = os.fstat(fd)
+        same = (now_st.st_dev, now_st.st_ino) == (before.st_dev, before.st_ino)
+        if same and _lock(fd):  # the lock is free: its writer is gone
+            with contextlib.suppress(OSError):
+                os.remove(name)  # fails on Windows if another process has it open
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_temps(directory: str, base: str) -> None:
+    """Remove temporary files that earlier saves to ``base`` left behind when
+    they were killed; never anything else. Errors are ignored (best effort)."""
+    pattern = _temp_pattern(base)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    now = time.time()
+    for name in names:
+        if pattern.fullmatch(name):
+            _remove_if_stale(os.path.join(directory, name), now)
+
+
 def _create_temp(directory: str, base: str) -> tuple[str, Any]:
-    """A new file next to the target, created with mode 0o666 minus the umask
-    (the permissions a plain ``open(path, "wb")`` would give)."""
+    """A new, locked file next to the target, created with mode 0o666 minus
+    the umask (the permissions a plain ``open(path, "wb")`` would give)."""
     flags = (
         os.O_WRONLY
         | os.O_CREAT
@@ -266,11 +433,14 @@ def _create_temp(directory: str, base: str) -> tuple[str, Any]:
         | getattr(os, "O_CLOEXEC", 0)
     )
     for _ in range(100):
-        name = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.tmp")
+        name = os.path.join(
+            directory, f".{base}.{secrets.token_hex(_TEMP_HEX // 2)}.tmp"
+        )
         try:
             fd = os.open(name, flags, 0o666)
         except FileExistsError:
             continue
+        _lock(fd)  # held until the file is closed, or the process dies
         return name, os.fdopen(fd, "wb")
     raise FileExistsError(
         f"pax.save: could not create a temporary file in {directory!r}"
@@ -292,6 +462,33 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
+def _check_replaceable(path: str) -> None:
+    """Refuse to replace an existing file that ``open(path, "w")`` could not
+    write; a file with no write permission bit at all is refused even where
+    the caller could write it anyway (root)."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            errno.EISDIR, "pax.save: the target is a directory, not a file", path
+        )
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        return  # a symbolic link is replaced by the file, not followed
+    if os.access in os.supports_effective_ids:
+        writable = os.access(path, os.W_OK, effective_ids=True)
+    else:
+        writable = os.access(path, os.W_OK)
+    if not writable or not st.st_mode & 0o222:
+        raise PermissionError(
+            errno.EACCES,
+            "pax.save: the existing file is read-only (no write permission), so "
+            "it is not replaced; make it writable (chmod u+w) or remove it first",
+            path,
+        )
+
+
 def save(path: PathLike, tree: Any) -> None:
     """Write ``tree`` to a checkpoint file at exactly ``path``.
 
@@ -308,11 +505,23 @@ def save(path: PathLike, tree: Any) -> None:
     ``jax.tree_util.keystr`` of the leaf's key path, plus a ``__pax__`` JSON
     metadata entry (format version, and the true dtype of entries stored as
     raw bits or key data). See the module docstring for the full format. It
-    is written to a temporary file in the same directory, flushed, fsync-ed
-    and renamed onto ``path``: readers see the old file or the new one, never
-    a partial one, and after an error the old file is untouched and the
-    temporary file removed. Replacing a file keeps its permission bits; a
-    symbolic link at ``path`` is replaced by the file, not followed.
+    is written to a temporary file ``.<name>.<12 hex digits>.tmp`` in the same
+    directory, flushed, fsync-ed and renamed onto ``path``: readers see the
+    old file or the new one, never a partial one, and after an error the old
+    file is untouched and the temporary file removed. Replacing a file keeps
+    its permission bits; a symbolic link at ``path`` is replaced by the file,
+    not followed.
+
+    Before writing, stale temporary files that earlier saves to the same
+    ``path`` left behind when their process was killed are removed: files
+    with exactly that name pattern, unmodified for 2 seconds, that no live
+    process is writing (a writer holds an ``flock`` on its file; see the
+    module docstring). Nothing else is touched.
+
+    A file that ``open(path, "w")`` could not write is not replaced: an
+    existing regular file without write permission raises
+    ``PermissionError``. Stricter than ``open``, a file with no write bit at
+    all (e.g. ``chmod 444``) is refused even for root, who could write it.
 
     Every leaf is copied to host memory, so a tree sharded over several
     devices is saved whole (single process).
@@ -322,6 +531,11 @@ def save(path: PathLike, tree: Any) -> None:
         cannot be stored without pickle (object arrays, strings).
       ValueError: if two leaves have the same key.
       FileNotFoundError: if the directory of ``path`` does not exist.
+      IsADirectoryError: if ``path`` is a directory.
+      PermissionError: if ``path`` is a read-only file, or the directory is
+        not writable (``filename`` is ``path``, not the temporary file).
+      OSError: other failures to write (disk full, read-only file system),
+        the existing file untouched.
 
     >>> import os, tempfile
     >>> import jax, numpy as np, pax
@@ -343,9 +557,21 @@ def save(path: PathLike, tree: Any) -> None:
             f"pax.save: the directory {directory!r} of {path!r} does not exist; "
             "pax.save creates no directories (use os.makedirs first)."
         )
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"pax.save: {path!r} is a directory.")
-    temp, file = _create_temp(directory, os.path.basename(path))
+    _check_replaceable(path)
+    base = os.path.basename(path)
+    _remove_stale_temps(directory, base)
+    try:
+        temp, file = _create_temp(directory, base)
+    except OSError as err:
+        if err.errno is None:
+            raise
+        raise type(err)(
+            err.errno,
+            f"pax.save: cannot write into the directory {directory!r} (the "
+            f"checkpoint is written to a temporary file there, then renamed "
+            f"onto the target): {err.strerror}",
+            path,
+        ) from err
     try:
         with file:
             _write_npz(file, entries)
@@ -366,25 +592,59 @@ def save(path: PathLike, tree: Any) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _parse_metadata(entry: Any) -> dict[str, dict]:
-    """The ``leaves`` records of a ``__pax__`` entry (raises ``_Corrupt``)."""
-    if not (
-        isinstance(entry, np.ndarray) and entry.shape == () and entry.dtype.kind == "U"
-    ):
-        raise _Corrupt("its `__pax__` entry is not a JSON string")
+@functools.lru_cache(maxsize=64)
+def _key_layout(impl: str) -> tuple[Any, tuple[int, ...], np.dtype] | None:
+    """``(key dtype, trailing key-data shape, key-data dtype)`` of the keys of
+    the PRNG implementation called ``impl``, or None for an unknown name.
+    Computed abstractly (nothing is drawn); ``impl`` is only looked up."""
     try:
-        meta = json.loads(str(entry[()]))
+        keys = jax.eval_shape(lambda: jax.random.key(0, impl=impl))
+        data = jax.eval_shape(jax.random.key_data, keys)
+    except Exception:  # noqa: BLE001 - any failure means "not restorable"
+        return None
+    return keys.dtype, tuple(data.shape), np.dtype(data.dtype)
+
+
+class _Entry:
+    """One ``.npy`` member, as its header describes it (no data read)."""
+
+    __slots__ = (
+        "key",
+        "info",
+        "header_len",
+        "stored_shape",
+        "stored_dtype",
+        "fortran",
+        "shape",
+        "dtype",
+        "record",
+    )
+
+    def __init__(self, **fields: Any) -> None:
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    @property
+    def weak(self) -> bool:
+        return bool(self.record and self.record.get("weak_type", False))
+
+
+def _parse_metadata(text: str) -> dict[str, dict]:
+    """The ``leaves`` records of the ``__pax__`` JSON text (raises ``_Corrupt``)."""
+    try:
+        meta = json.loads(text)
     except (ValueError, RecursionError) as err:
-        raise _Corrupt(f"its `__pax__` entry is not valid JSON ({err})") from err
+        raise _Corrupt(f"not valid JSON ({err})", METADATA_KEY) from err
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _Corrupt("its `__pax__` entry does not describe a PAX checkpoint")
+        raise _Corrupt("it does not describe a PAX checkpoint", METADATA_KEY)
     version = meta.get("version")
     if type(version) is not int or version < 1:
-        raise _Corrupt(f"invalid format version {version!r}")
+        raise _Corrupt(f"invalid format version {version!r}", METADATA_KEY)
     if version > VERSION:
         raise _Corrupt(
-            f"it was written in checkpoint format version {version}, newer than "
-            f"the version this PAX reads ({VERSION}); upgrade PAX"
+            f"the file was written in checkpoint format version {version}, newer "
+            f"than the version this PAX reads ({VERSION}); upgrade PAX",
+            METADATA_KEY,
         )
     records = meta.get("leaves")
     if not isinstance(records, dict) or not all(
@@ -393,92 +653,287 @@ def _parse_metadata(entry: Any) -> dict[str, dict]:
         and r.get("weak_type", False) in (True, False)
         for r in records.values()
     ):
-        raise _Corrupt("its `__pax__` entry has malformed leaf records")
+        raise _Corrupt("malformed leaf records", METADATA_KEY)
     return records
 
 
-def _decode_entry(name: str, array: Any, record: dict | None) -> Any:
-    """The stored value of entry ``name``: a numpy array, or a jax key array."""
-    if not isinstance(array, np.ndarray):
-        raise _Corrupt(f"entry `{name}` is not a .npy array")
+def _read_exactly(member: Any, n: int, key: str) -> bytes:
+    data = member.read(n)
+    if len(data) != n:
+        raise _Corrupt("the entry ends early", key)
+    return data
+
+
+def _read_header(member: Any, key: str) -> tuple[tuple[int, ...], bool, np.dtype, int]:
+    """``(shape, fortran_order, dtype, header length)`` of a ``.npy`` member,
+    reading only its header (at most ``_MAX_HEADER`` bytes of it)."""
+    prefix = _read_exactly(member, 8, key)
+    if prefix[:6] != np.lib.format.MAGIC_PREFIX:
+        raise _Corrupt("it is not a .npy array", key)
+    width = {(1, 0): 2, (2, 0): 4}.get((prefix[6], prefix[7]))
+    if width is None:
+        raise _Corrupt(f"unsupported .npy format version {prefix[6]}.{prefix[7]}", key)
+    raw_len = _read_exactly(member, width, key)
+    length = int.from_bytes(raw_len, "little")
+    if length > _MAX_HEADER:
+        raise _Corrupt(
+            f"its .npy header claims {length} bytes (at most {_MAX_HEADER})", key
+        )
+    header = _read_exactly(member, length, key)
+    buffer = io.BytesIO(prefix + raw_len + header)
+    version = np.lib.format.read_magic(buffer)
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran, dtype = read(buffer, max_header_size=_MAX_HEADER)
+    if not all(type(n) is int and n >= 0 for n in shape):
+        raise _Corrupt(f"its .npy header has an invalid shape {shape}", key)
+    return tuple(shape), bool(fortran), dtype, 8 + width + length
+
+
+def _logical(key: str, shape: tuple, dtype: np.dtype, record: dict | None) -> tuple:
+    """The shape and dtype of the leaf stored as a ``shape``/``dtype`` array."""
+    if dtype.hasobject:
+        raise _Corrupt(
+            "it is an object array (pickled Python objects), which pax.load "
+            "never unpickles",
+            key,
+        )
     encoding = None if record is None else record.get("encoding")
     if encoding is None:
-        if not _is_native(array.dtype):
-            raise _Corrupt(f"entry `{name}` has dtype {array.dtype} and no record")
-        if record is not None and record["dtype"] != array.dtype.name:
-            raise _Corrupt(f"entry `{name}` does not have its recorded dtype")
-        return array
+        if not _is_native(dtype):
+            raise _Corrupt(f"it has dtype {dtype} and no metadata record", key)
+        if record is not None and record["dtype"] != dtype.name:
+            raise _Corrupt(f"it holds {dtype}, not its recorded dtype", key)
+        return shape, dtype
     if encoding == _BITS:
-        dtype = _bits_dtype(record["dtype"])
-        if dtype is None:
-            raise _Corrupt(f"entry `{name}` has unknown dtype {record['dtype']!r}")
-        if array.dtype.kind != "u" or array.dtype.itemsize != dtype.itemsize:
-            raise _Corrupt(
-                f"entry `{name}` holds {array.dtype}, not the raw bits of {dtype}"
-            )
-        return array.astype(_uint(dtype.itemsize), copy=False).view(dtype)
+        true_dtype = _bits_dtype(record["dtype"])
+        if true_dtype is None:
+            raise _Corrupt(f"unknown dtype {record['dtype']!r}", key)
+        if dtype.kind != "u" or dtype.itemsize != true_dtype.itemsize:
+            raise _Corrupt(f"it holds {dtype}, not the raw bits of {true_dtype}", key)
+        return shape, true_dtype
     if encoding == _KEY_DATA:
         impl = record.get("impl")
-        if not isinstance(impl, str) or not _is_native(array.dtype):
-            raise _Corrupt(f"entry `{name}` has a malformed key record")
-        try:
-            keys = jax.random.wrap_key_data(array, impl=impl)
-        except Exception as err:  # noqa: BLE001 - bad data or unknown impl
-            raise _Corrupt(f"entry `{name}` is not valid {impl!r} key data") from err
-        if str(keys.dtype) != record["dtype"]:
-            raise _Corrupt(f"entry `{name}` is not valid {impl!r} key data")
-        return keys
-    raise _Corrupt(f"entry `{name}` has unknown encoding {encoding!r}")
+        layout = _key_layout(impl) if isinstance(impl, str) else None
+        if layout is None:
+            raise _Corrupt(f"unknown PRNG implementation {impl!r}", key)
+        key_dtype, data_shape, data_dtype = layout
+        n = len(data_shape)
+        if (
+            str(key_dtype) != record["dtype"]
+            or (dtype.kind, dtype.itemsize) != (data_dtype.kind, data_dtype.itemsize)
+            or len(shape) < n
+            or shape[len(shape) - n :] != data_shape
+        ):
+            raise _Corrupt(f"it holds {dtype}{list(shape)}, not {impl!r} key data", key)
+        return shape[: len(shape) - n], key_dtype
+    raise _Corrupt(f"unknown encoding {encoding!r}", key)
 
 
-def _read(path: str) -> dict[str, tuple[Any, bool]]:
-    """Every entry of the checkpoint at ``path``, decoded, in file order, with
-    its weak-type flag."""
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (FileNotFoundError, IsADirectoryError, PermissionError):
-        raise
-    except EOFError as err:
-        raise _corrupt_error(path, "the file is empty or ends early") from err
-    except ValueError as err:  # numpy's "contains pickled data": not npz/npy
-        raise _corrupt_error(path, "it is not an .npz archive") from err
-    except _READ_ERRORS as err:
-        raise _corrupt_error(path, f"{type(err).__name__}: {err}") from err
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise _corrupt_error(path, "it is a single .npy array, not an .npz archive")
-    with npz:
-        try:
-            names = list(npz.files)
-            if METADATA_KEY not in names:
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L2Q2Q")
+
+
+def _declared_entry_count(file: Any, size: int) -> int:
+    """The member count the zip's end record declares (PKWARE APPNOTE 4.3.16
+    and, for zip64, 4.3.14-15): checked against the members ``zipfile``
+    parsed, so that a damaged directory cannot silently drop members."""
+    tail_len = min(size, _EOCD.size + 0xFFFF)
+    file.seek(size - tail_len)
+    tail = file.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    while at >= 0:  # the record whose comment runs exactly to the end
+        if at + _EOCD.size <= len(tail):
+            record = _EOCD.unpack_from(tail, at)
+            if at + _EOCD.size + record[-1] == len(tail):
+                break
+        at = tail.rfind(b"PK\x05\x06", 0, at)
+    else:
+        raise _Corrupt("it has no zip end-of-directory record")
+    count = record[4]  # total number of entries
+    locator_at = size - tail_len + at - _ZIP64_LOCATOR.size
+    if count == 0xFFFF and locator_at >= 0:
+        file.seek(locator_at)
+        locator = _ZIP64_LOCATOR.unpack(file.read(_ZIP64_LOCATOR.size))
+        if locator[0] == b"PK\x06\x07":
+            file.seek(locator[2])
+            raw = file.read(_ZIP64_EOCD.size)
+            if len(raw) != _ZIP64_EOCD.size or raw[:4] != b"PK\x06\x06":
+                raise _Corrupt("its zip64 end-of-directory record is damaged")
+            count = _ZIP64_EOCD.unpack(raw)[7]
+    file.seek(0)
+    return count
+
+
+class _Reader:
+    """A checkpoint opened for reading: zip directory, metadata and ``.npy``
+    headers checked, no array data read yet. ``entry`` is the entry being
+    read, for error messages."""
+
+    def __init__(self, file: Any) -> None:
+        self.file = file
+        self.entry: str | None = None
+
+    def parse(self) -> _Reader:
+        file = self.file
+        size = os.fstat(file.fileno()).st_size
+        if size == 0:
+            raise _Corrupt("the file is empty")
+        head = file.read(8)
+        file.seek(0)
+        if head.startswith(np.lib.format.MAGIC_PREFIX):
+            raise _Corrupt("it is a single .npy array, not an .npz archive")
+        if not head.startswith(b"PK"):
+            raise _Corrupt("it is not an .npz (zip) archive")
+        self.archive = zipfile.ZipFile(file)
+        declared = _declared_entry_count(file, size)
+        infos = self._directory(size)
+        if declared != len(self.archive.infolist()):
+            raise _Corrupt(
+                f"its zip directory lists {len(self.archive.infolist())} members, "
+                f"but its end record declares {declared}"
+            )
+        if METADATA_KEY not in infos:
+            raise _Corrupt(
+                "it has no `__pax__` metadata entry (a plain .npz, not written "
+                "by pax.save)"
+            )
+        records = self._metadata(infos.pop(METADATA_KEY))
+        unknown = [k for k in records if k not in infos]
+        if unknown:
+            raise _Corrupt(f"its metadata names a missing entry `{unknown[0]}`")
+        self.entries: dict[str, _Entry] = {}
+        for key, info in infos.items():
+            self.entry = key
+            with self.archive.open(info) as member:
+                shape, fortran, dtype, header_len = _read_header(member, key)
+            logical_shape, logical_dtype = _logical(key, shape, dtype, records.get(key))
+            nbytes = math.prod(shape) * dtype.itemsize
+            if header_len + nbytes != info.file_size:
                 raise _Corrupt(
-                    "it has no `__pax__` metadata entry (a plain .npz, not "
-                    "written by pax.save)"
+                    f"its .npy header declares {dtype}{list(shape)} ({nbytes} "
+                    f"bytes of data), but the entry holds "
+                    f"{info.file_size - header_len} bytes",
+                    key,
                 )
-            if len(set(names)) != len(names):
-                raise _Corrupt("it has duplicate entries")
-            records = _parse_metadata(npz[METADATA_KEY])
-            names.remove(METADATA_KEY)
-            unknown = [k for k in records if k not in names]
-            if unknown:
-                raise _Corrupt(f"its metadata names a missing entry `{unknown[0]}`")
-            return {
-                k: (
-                    _decode_entry(k, npz[k], records.get(k)),
-                    records.get(k, {}).get("weak_type", False),
+            self.entries[key] = _Entry(
+                key=key,
+                info=info,
+                header_len=header_len,
+                stored_shape=shape,
+                stored_dtype=dtype,
+                fortran=fortran,
+                shape=logical_shape,
+                dtype=logical_dtype,
+                record=records.get(key),
+            )
+        self.entry = None
+        return self
+
+    def _directory(self, size: int) -> dict[str, zipfile.ZipInfo]:
+        """The zip members by entry name, each checked to be a stored
+        (uncompressed) member that lies inside the file."""
+        infos: dict[str, zipfile.ZipInfo] = {}
+        for info in self.archive.infolist():
+            name = info.orig_filename
+            if not name.endswith(".npy"):
+                raise _Corrupt(f"it holds the member {name!r}, not a .npy entry")
+            key = self.entry = name[: -len(".npy")]
+            if key in infos:
+                raise _Corrupt("two zip members have its name", key)
+            if info.flag_bits & 0x1:
+                raise _Corrupt("it is encrypted", key)
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise _Corrupt(
+                    f"it is compressed (zip method {info.compress_type}); "
+                    "pax.save writes uncompressed members, and pax.load reads "
+                    "no others (none can expand beyond the file)",
+                    key,
                 )
-                for k in names
-            }
-        except _Corrupt as err:
-            raise _corrupt_error(path, str(err)) from err
-        except _READ_ERRORS as err:
-            raise _corrupt_error(path, f"{type(err).__name__}: {err}") from err
+            end = (
+                info.header_offset
+                + 30  # the fixed part of the local file header
+                + len(name.encode("utf-8", "surrogateescape"))
+                + info.compress_size
+            )
+            if info.compress_size != info.file_size or info.header_offset < 0:
+                raise _Corrupt(
+                    f"its zip sizes disagree ({info.compress_size} bytes stored, "
+                    f"{info.file_size} declared)",
+                    key,
+                )
+            if end > size:
+                raise _Corrupt(
+                    f"it declares {info.file_size} bytes, past the end of the "
+                    f"file ({size} bytes)",
+                    key,
+                )
+            infos[key] = info
+        self.entry = None
+        return infos
 
+    def _metadata(self, info: zipfile.ZipInfo) -> dict[str, dict]:
+        self.entry = METADATA_KEY
+        with self.archive.open(info) as member:
+            shape, _, dtype, header_len = _read_header(member, METADATA_KEY)
+            if not (
+                shape == ()
+                and dtype.kind == "U"
+                and dtype.names is None
+                and dtype.subdtype is None
+                and header_len + dtype.itemsize == info.file_size
+            ):
+                raise _Corrupt("it is not a JSON string", METADATA_KEY)
+            raw = _read_exactly(member, dtype.itemsize, METADATA_KEY)
+            if member.read(1):  # also makes zipfile check the CRC-32
+                raise _Corrupt("it is longer than its header says", METADATA_KEY)
+        text = str(np.frombuffer(raw, dtype)[0])
+        return _parse_metadata(text)
 
-def _corrupt_error(path: str, reason: str) -> ValueError:
-    return ValueError(
-        f"pax.load: {path!r} is not a PAX checkpoint or is truncated or "
-        f"corrupt: {reason}."
-    )
+    def verify(self, entry: _Entry) -> None:
+        """Read ``entry`` to its end, checking its CRC-32 (``BadZipFile``)."""
+        with self.archive.open(entry.info) as member:
+            while member.read(_CHUNK):
+                pass
+
+    def read(self, entry: _Entry) -> Any:
+        """The value of ``entry``: a numpy array, or a jax key array."""
+        nbytes = entry.info.file_size - entry.header_len
+        raw = np.empty(nbytes, np.uint8)  # size checked against the file
+        view = memoryview(raw)
+        with self.archive.open(entry.info) as member:
+            _read_exactly(member, entry.header_len, entry.key)
+            pos = 0
+            while pos < nbytes:
+                chunk = member.read(min(_CHUNK, nbytes - pos))
+                if not chunk:
+                    raise _Corrupt("the entry ends early", entry.key)
+                view[pos : pos + len(chunk)] = chunk
+                pos += len(chunk)
+            if member.read(1):  # the CRC-32 was checked at the end
+                raise _Corrupt("it is longer than its header says", entry.key)
+        shape = entry.stored_shape
+        array = raw.view(entry.stored_dtype)
+        array = array.reshape(shape[::-1]).T if entry.fortran else array.reshape(shape)
+        record = entry.record or {}
+        if record.get("encoding") == _BITS:
+            uint = _uint(entry.dtype.itemsize)
+            return array.astype(uint, copy=False).view(entry.dtype)
+        if record.get("encoding") == _KEY_DATA:
+            data_dtype = _key_layout(record["impl"])[2]
+            try:
+                return jax.random.wrap_key_data(
+                    array.astype(data_dtype, copy=False), impl=record["impl"]
+                )
+            except Exception as err:  # noqa: BLE001 - data the impl refuses
+                raise _Corrupt(
+                    f"not valid {record['impl']!r} key data", entry.key
+                ) from err
+        return array
 
 
 def _template(key: str, leaf: Any) -> tuple[tuple[int, ...], Any]:
@@ -522,6 +977,31 @@ def _restore(value: Any, weak: bool, leaf: Any) -> Any:
     return type(leaf)(value.item())
 
 
+# What reading a member's data can raise for a damaged file.
+_DATA_ERRORS = (
+    _Corrupt,
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+)
+
+
+def _open_checked(path: str, file: Any) -> _Reader:
+    """``_Reader(file)``, every defect of the file raised as CheckpointError."""
+    reader = _Reader(file)
+    try:
+        return reader.parse()
+    except _Corrupt as err:
+        raise _checkpoint_error(path, err.reason, err.entry) from err
+    except (*_READ_ERRORS, MemoryError) as err:
+        reason = f"{type(err).__name__}: {err}"
+        raise _checkpoint_error(path, reason, reader.entry) from err
+
+
 def load(path: PathLike, like: T) -> T:
     """Read the checkpoint at ``path`` into the structure of ``like``.
 
@@ -543,16 +1023,26 @@ def load(path: PathLike, like: T) -> T:
       ``float64`` stays ``float64`` whether or not ``jax_enable_x64`` is on);
       a Python ``bool``/``int``/``float``/``complex`` for a Python number.
 
-    The file is read with ``numpy.load(path, allow_pickle=False)``: loading
-    never executes code, and a file holding an object array is refused.
+    The file is treated as untrusted: loading never executes code (nothing
+    is unpickled; an object array is refused), the shape and dtype of every
+    entry are read from its ``.npy`` header and checked against the zip
+    directory and ``like`` before any data is read (a hostile header cannot
+    make ``load`` allocate more than ``like`` asks for), and every entry's
+    CRC-32 is checked while it is read, so a damaged file raises rather than
+    loading wrong values.
 
     Raises:
-      FileNotFoundError: if ``path`` does not exist.
-      ValueError: if the file is not a PAX checkpoint (empty, truncated,
-        corrupt, not an ``.npz``, a plain ``.npz`` without ``__pax__``
-        metadata, pickled entries) or does not fit ``like``. Checked in this
-        order, the message names the first offending key path: a leaf of
-        ``like`` missing from the file, then an entry of the file that
+      FileNotFoundError: if ``path`` does not exist (``IsADirectoryError``
+        for a directory, ``PermissionError`` for an unreadable file).
+      pax.CheckpointError: (a ``ValueError``) if the file is not a valid PAX
+        checkpoint: empty, truncated, corrupt (zip structure, CRC-32, ``.npy``
+        header), not an ``.npz``, a plain ``.npz`` without ``__pax__``
+        metadata, compressed or pickled entries, or a newer format version.
+        The message names the path and the entry (``err.path``,
+        ``err.entry``).
+      ValueError: if a valid checkpoint does not fit ``like``. Checked in
+        this order, the message names the first offending key path: a leaf
+        of ``like`` missing from the file, then an entry of the file that
         ``like`` lacks, then leaf by leaf in ``like``'s order a shape
         mismatch or a dtype mismatch (both shapes or dtypes are shown).
       TypeError: for a template leaf that is not an array, a
@@ -575,39 +1065,69 @@ def load(path: PathLike, like: T) -> T:
     >>> tmp.cleanup()
     """
     path = os.fsdecode(os.fspath(path))
-    stored = _read(path)
     pairs, treedef = jax.tree_util.tree_flatten_with_path(like)
     keys = [jax.tree_util.keystr(p) for p, _ in pairs]
     if len(set(keys)) != len(keys):
         dup = next(k for i, k in enumerate(keys) if k in keys[:i])
         raise ValueError(f"pax.load: two leaves of `like` share the key `{dup}`.")
-    where = f"pax.load: {path!r}"
-    for key in keys:
-        if key not in stored:
+    templates = [_template(key, leaf) for key, (_, leaf) in zip(keys, pairs)]
+    if os.path.isdir(path):
+        raise IsADirectoryError(
+            errno.EISDIR,
+            "pax.load: the path is a directory; a PAX checkpoint is one file "
+            "written by pax.save",
+            path,
+        )
+    with open(path, "rb") as file:
+        reader = _open_checked(path, file)
+        entries = reader.entries
+        where = f"pax.load: {path!r}"
+        for key in keys:
+            if key not in entries:
+                raise ValueError(
+                    f"{where}: `like` has the leaf `{key}`, which the file does "
+                    "not hold (the file was saved from a different structure)."
+                )
+        known = set(keys)
+        for key in entries:
+            if key not in known:
+                raise ValueError(
+                    f"{where}: the file holds the entry `{key}`, which is not a "
+                    "leaf of `like` (the file was saved from a different "
+                    "structure)."
+                )
+        for key, (shape, dtype) in zip(keys, templates):
+            entry = entries[key]
+            if entry.shape == shape and entry.dtype == dtype:
+                continue
+            try:  # a damaged header is corruption, not a mismatch
+                reader.verify(entry)
+            except _DATA_ERRORS as err:
+                raise _checkpoint_error(
+                    path, f"{type(err).__name__}: {err}", key
+                ) from err
+            if entry.shape != shape:
+                raise ValueError(
+                    f"{where}: entry `{key}` has shape {entry.shape} in the "
+                    f"file, but `like` has shape {shape}."
+                )
             raise ValueError(
-                f"{where}: `like` has the leaf `{key}`, which the file does not "
-                "hold (the file was saved from a different structure)."
-            )
-    known = set(keys)
-    for key in stored:
-        if key not in known:
-            raise ValueError(
-                f"{where}: the file holds the entry `{key}`, which is not a leaf "
-                "of `like` (the file was saved from a different structure)."
-            )
-    leaves = []
-    for key, (_, leaf) in zip(keys, pairs):
-        value, weak = stored[key]
-        shape, dtype = _template(key, leaf)
-        if tuple(value.shape) != shape:
-            raise ValueError(
-                f"{where}: entry `{key}` has shape {tuple(value.shape)} in the "
-                f"file, but `like` has shape {shape}."
-            )
-        if value.dtype != dtype:
-            raise ValueError(
-                f"{where}: entry `{key}` has dtype {value.dtype} in the file, "
+                f"{where}: entry `{key}` has dtype {entry.dtype} in the file, "
                 f"but `like` has dtype {dtype}."
             )
-        leaves.append(_restore(value, weak, leaf))
+        values = []
+        for key in keys:
+            entry = entries[key]
+            try:
+                values.append(reader.read(entry))
+            except _Corrupt as err:
+                raise _checkpoint_error(path, err.reason, key) from err
+            except _DATA_ERRORS as err:
+                raise _checkpoint_error(
+                    path, f"{type(err).__name__}: {err}", key
+                ) from err
+    leaves = [
+        _restore(value, entries[key].weak, leaf)
+        for value, key, (_, leaf) in zip(values, keys, pairs)
+    ]
     return jax.tree_util.tree_unflatten(treedef, leaves)

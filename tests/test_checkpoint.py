@@ -1,10 +1,20 @@
 """pax.save / pax.load: bit-exact round trips, the on-disk format, atomic
-writes, refusal of pickled data, mismatch and corruption errors, resuming."""
+writes, refusal of pickled data, mismatch and corruption errors, hostile files
+(``pax.CheckpointError``), temporary files of killed saves, permissions,
+resuming. Random damage: tests/test_checkpoint_fuzz.py."""
 
+import errno
+import io
 import json
 import os
+import pickle
+import re
+import shutil
+import signal
+import struct
 import subprocess
 import sys
+import tempfile
 import textwrap
 import zipfile
 
@@ -99,6 +109,7 @@ def _make_tree(seed):
         "bool": jnp.asarray([True, False, seed % 2 == 0]),
         "c64": jnp.asarray(_F32[:4].view(np.complex64)),
         "np_f64": _F64.copy(),
+        "np_fortran": np.asfortranarray((np.arange(6.0) + seed).reshape(2, 3)),
         "np_scalar": np.float64(seed + 0.5),
         "py_int": seed,
         "py_float": seed + 0.25,
@@ -330,7 +341,9 @@ def test_object_array_is_refused_without_unpickling(tmp_path):
                 np.lib.format.write_array(member, array, allow_pickle=True)
     _SIDE_EFFECTS.clear()
 
-    with pytest.raises(ValueError, match="not a PAX checkpoint.*Object arrays"):
+    with pytest.raises(
+        ValueError, match=r"not a PAX checkpoint.*entry `\.weight`: .*object array"
+    ):
         pax.load(path, model)
     assert _SIDE_EFFECTS == []
 
@@ -565,3 +578,385 @@ def test_multi_device_template_gives_same_sharding(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# --------------------------------------------------------------------------
+# hostile files: one documented error, nothing read before it is checked
+# --------------------------------------------------------------------------
+
+
+def _npy_header(descr, shape, fortran=False):
+    buffer = io.BytesIO()
+    d = {"descr": descr, "fortran_order": fortran, "shape": shape}
+    np.lib.format.write_array_header_1_0(buffer, d)
+    return buffer.getvalue()
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {i.filename: archive.read(i) for i in archive.infolist()}
+
+
+def _write_members(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
+def _load_refused(path, like, entry=None, match=""):
+    with pytest.raises(pax.CheckpointError, match=_CORRUPT + ".*" + match) as info:
+        pax.load(path, like)
+    err = info.value
+    assert err.path == str(path) and repr(str(path)) in str(err)
+    assert err.entry == entry
+    if entry is not None:
+        assert f"entry `{entry}`" in str(err)
+    return err
+
+
+def test_checkpoint_error_is_an_exported_value_error(tmp_path):
+    assert issubclass(pax.CheckpointError, ValueError)
+    assert "CheckpointError" in pax.__all__
+    (tmp_path / "empty").write_bytes(b"")
+    err = _load_refused(tmp_path / "empty", pax.Linear(2, 3), None, "empty")
+    again = pickle.loads(pickle.dumps(err))
+    assert type(again) is pax.CheckpointError and str(again) == str(err)
+    assert (again.path, again.entry) == (err.path, err.entry)
+
+
+def test_hostile_npy_header_is_refused_before_reading_data(tmp_path):
+    path = tmp_path / "c"
+    pax.save(path, {"w": jnp.arange(6.0), "b": jnp.ones(2)})
+    members = _members(path)
+    data = members["['w'].npy"][-24:]  # the 6 float32 values
+    # a header declaring 4 TiB over 24 bytes of data: numpy would allocate
+    members["['w'].npy"] = _npy_header("<f4", (2**40,)) + data
+    _write_members(path, members)
+    for like_w in [jnp.zeros(6), jax.ShapeDtypeStruct((2**40,), jnp.float32)]:
+        _load_refused(path, {"w": like_w, "b": jnp.ones(2)}, "['w']", "header declares")
+    # negative or absurd shapes and unknown dtypes
+    for header in [
+        _npy_header("<f4", (-6,)),
+        _npy_header("<f4", (2**70,)),
+        _npy_header("<f5", (6,)),
+        _npy_header("|V4", (6,)),
+        _npy_header([("a", "<f4")], (6,)),
+        b"\x93NUMPY\x03\x00" + (10).to_bytes(4, "little") + b"{}        ",
+        b"\x93NUMPY\x02\x00" + (2**31).to_bytes(4, "little") + b"{",
+        b"not a .npy header at all",
+    ]:
+        members["['w'].npy"] = header + data
+        _write_members(path, members)
+        _load_refused(path, {"w": jnp.zeros(6), "b": jnp.ones(2)}, "['w']")
+    # a consistent header that does not fit `like` is a mismatch, not damage
+    members["['w'].npy"] = _npy_header("<f4", (3, 2)) + data
+    _write_members(path, members)
+    with pytest.raises(ValueError, match=r"`\['w'\]` has shape \(3, 2\)") as info:
+        pax.load(path, {"w": jnp.zeros(6), "b": jnp.ones(2)})
+    assert type(info.value) is ValueError
+    out = pax.load(path, {"w": jnp.zeros((3, 2)), "b": jnp.ones(2)})
+    np.testing.assert_array_equal(out["w"], np.arange(6.0).reshape(3, 2))
+    # a damaged header that happens to parse is reported as damage (CRC-32)
+    pax.save(path, {"w": jnp.arange(6.0), "b": jnp.ones(2)})
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"'<f4'", raw.index(b"['w'].npy"))
+    raw[at + 2] = ord("i")  # '<f4' -> '<i4' inside the stored member
+    path.write_bytes(bytes(raw))
+    _load_refused(path, {"w": jnp.zeros(6), "b": jnp.ones(2)}, "['w']", "CRC")
+
+
+def test_zip_bomb_and_compressed_members_are_refused(tmp_path):
+    path = tmp_path / "c"
+    pax.save(path, {"w": jnp.zeros(1000), "b": jnp.ones(2)})
+    members = _members(path)
+    # numpy.savez_compressed's layout: honest sizes, but deflated
+    _write_members(path, members, zipfile.ZIP_DEFLATED)
+    _load_refused(
+        path, {"w": jnp.zeros(1000), "b": jnp.ones(2)}, "__pax__", "compressed"
+    )
+    # a bomb: a tiny deflated member declaring 4 GiB (local and central sizes)
+    members["['w'].npy"] = _npy_header("<f4", (2**30 - 32,)) + bytes(4000)
+    _write_members(path, members, zipfile.ZIP_DEFLATED)
+    raw = bytearray(path.read_bytes())
+    name = b"['w'].npy"
+    for signature, size_at in [(b"PK\x03\x04", 22), (b"PK\x01\x02", 24)]:
+        at = raw.index(
+            signature + b"\x14\x00" if signature == b"PK\x03\x04" else signature
+        )
+        while raw[at : at + 4] == signature:
+            name_at = at + (30 if signature == b"PK\x03\x04" else 46)
+            if raw[name_at : name_at + len(name)] == name:
+                struct.pack_into("<I", raw, at + size_at, 2**32 - 1)
+                break
+            at = raw.index(signature, at + 4)
+    path.write_bytes(bytes(raw))
+    with zipfile.ZipFile(path) as archive:  # the bomb is what the zip declares
+        assert archive.getinfo("['w'].npy").file_size == 2**32 - 1
+    _load_refused(
+        path, {"w": jnp.zeros(1000), "b": jnp.ones(2)}, "__pax__", "compressed"
+    )
+    # stored, but declaring more bytes than the file has
+    pax.save(path, {"w": jnp.zeros(1000), "b": jnp.ones(2)})
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"PK\x01\x02")
+    while raw[at + 46 : at + 46 + len(name)] != name:
+        at = raw.index(b"PK\x01\x02", at + 4)
+    struct.pack_into("<II", raw, at + 20, 2**31, 2**31)  # compressed, file sizes
+    path.write_bytes(bytes(raw))
+    _load_refused(
+        path, {"w": jnp.zeros(1000), "b": jnp.ones(2)}, "['w']", "past the end"
+    )
+
+
+def test_not_a_checkpoint_directory_and_other_members(tmp_path):
+    like = pax.Linear(2, 3)
+    with pytest.raises(IsADirectoryError, match="pax.load.*directory") as info:
+        pax.load(tmp_path, like)
+    assert info.value.filename == str(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        pax.load(tmp_path / "missing", like)
+    (tmp_path / "text").write_text("PK but not really a zip archive")
+    _load_refused(tmp_path / "text", like, None, "BadZipFile")
+    pax.save(tmp_path / "c", like)
+    members = _members(tmp_path / "c")
+    _write_members(tmp_path / "c", {**members, "notes.txt": b"hello"})
+    _load_refused(tmp_path / "c", like, None, "'notes.txt', not a .npy entry")
+    _write_members(tmp_path / "c", members)
+    with zipfile.ZipFile(tmp_path / "c", "a") as archive, pytest.warns(UserWarning):
+        archive.writestr(".weight.npy", members[".weight.npy"])  # a second one
+    _load_refused(tmp_path / "c", like, ".weight", "two zip members")
+    members["__pax__.npy"] = _npy_header("<f4", ()) + bytes(4)
+    _write_members(tmp_path / "c", members)
+    _load_refused(tmp_path / "c", like, "__pax__", "not a JSON string")
+
+
+def _small_tree():
+    return {
+        "w": jnp.arange(3.0),
+        "bf16": jnp.asarray(_BF16),
+        "key": jax.random.key(3),
+        "n": np.int64(7),
+    }
+
+
+def _same_or_refused(path, saved, like):
+    """Load ``path``: the saved values exactly, or CheckpointError."""
+    try:
+        out = pax.load(path, like)
+    except pax.CheckpointError as err:
+        assert err.path == str(path)
+        return False
+    _assert_bit_identical(out, saved)
+    return True
+
+
+def test_every_truncation_and_single_byte_flip(tmp_path):
+    saved = _small_tree()
+    good = tmp_path / "good"
+    pax.save(good, saved)
+    data = good.read_bytes()
+    like = jax.tree_util.tree_map(_perturb, saved)
+    path = tmp_path / "bad"
+    path.write_bytes(data)
+    fd = os.open(path, os.O_RDWR)
+    try:
+        loaded = 0
+        for i in range(len(data)):  # zip headers, .npy headers, data, directory
+            os.pwrite(fd, bytes([data[i] ^ 0xFF]), i)
+            loaded += _same_or_refused(path, saved, like)
+            os.pwrite(fd, data[i : i + 1], i)
+        for n in reversed(range(len(data))):
+            os.ftruncate(fd, n)
+            assert not _same_or_refused(path, saved, like), n
+    finally:
+        os.close(fd)
+    # flips of fields zipfile ignores (times, attributes) load unchanged; the
+    # rest are refused
+    assert 0 < loaded < len(data) // 4
+
+
+# --------------------------------------------------------------------------
+# killed saves, read-only files and directories
+# --------------------------------------------------------------------------
+
+_SLOW_SAVE = """
+import sys, time
+import numpy as np
+import jax.numpy as jnp
+import pax
+
+real = np.lib.format.write_array
+calls = []
+
+def slow_write_array(*args, **kwargs):
+    calls.append(1)
+    real(*args, **kwargs)
+    if len(calls) == 2:  # metadata and one entry written: stall mid-file
+        print("writing", flush=True)
+        time.sleep(60)
+
+np.lib.format.write_array = slow_write_array
+pax.save(sys.argv[1], {"a": jnp.ones(100_000), "b": jnp.ones(100_000)})
+"""
+
+
+def _temp_names(directory, target):
+    return sorted(
+        n
+        for n in os.listdir(directory)
+        if re.fullmatch(rf"\.{target}\.[0-9a-f]{{12}}\.tmp", n)
+    )
+
+
+def _age(path, seconds=60):
+    old = os.stat(path).st_mtime - seconds
+    os.utime(path, (old, old))
+
+
+def test_save_removes_temp_files_of_killed_saves_only(tmp_path):
+    path = tmp_path / "ckpt"
+    pax.save(path, {"a": jnp.zeros(1000), "b": jnp.zeros(1000)})
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_SAVE, str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    try:
+        assert writer.stdout.readline().strip() == "writing"
+        (temp,) = _temp_names(tmp_path, "ckpt")
+        assert os.path.getsize(tmp_path / temp) > 100_000  # really mid-write
+        # near misses that must survive, all old enough to look stale
+        others = [
+            ".ckpt.0123456789ab.tmp.bak",
+            ".ckpt.0123456789AB.tmp",
+            ".ckpt.0123456789a.tmp",
+            "ckpt.0123456789ab.tmp",
+            ".other.0123456789ab.tmp",
+            ".ckpt.0123456789ab.0123456789ab.tmp",
+        ]
+        for name in others:
+            (tmp_path / name).write_bytes(b"not ours")
+            _age(tmp_path / name)
+        os.mkdir(tmp_path / ".ckpt.aaaaaaaaaaaa.tmp")  # right name, not a file
+        os.symlink(tmp_path / others[0], tmp_path / ".ckpt.bbbbbbbbbbbb.tmp")
+        _age(tmp_path / temp)  # old, but its writer is alive and holds it
+        pax.save(path, {"a": jnp.full(1000, 1.0), "b": jnp.zeros(1000)})
+        assert _temp_names(tmp_path, "ckpt") == [
+            temp,
+            ".ckpt.aaaaaaaaaaaa.tmp",
+            ".ckpt.bbbbbbbbbbbb.tmp",
+        ]
+        writer.kill()  # SIGKILL: no cleanup runs
+        writer.wait(timeout=30)
+        assert writer.returncode == -signal.SIGKILL
+        assert temp in os.listdir(tmp_path)  # left behind...
+        _age(tmp_path / temp)
+        pax.save(path, {"a": jnp.full(1000, 2.0), "b": jnp.zeros(1000)})
+        assert temp not in os.listdir(tmp_path)  # ...until the next save
+    finally:
+        writer.kill()
+        writer.wait(timeout=30)
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        ["ckpt", *others, ".ckpt.aaaaaaaaaaaa.tmp", ".ckpt.bbbbbbbbbbbb.tmp"]
+    )
+    assert (tmp_path / others[0]).read_bytes() == b"not ours"
+    out = pax.load(path, {"a": jnp.zeros(1000), "b": jnp.zeros(1000)})
+    np.testing.assert_array_equal(out["a"], np.full(1000, 2.0))
+
+
+def test_fresh_unlocked_temp_file_is_kept(tmp_path):
+    # a temp file created a moment ago may belong to a save that has not yet
+    # taken its lock; a stale one (old and unlocked) is removed
+    young, old = (
+        tmp_path / ".ckpt.00000000000a.tmp",
+        tmp_path / ".ckpt.00000000000b.tmp",
+    )
+    young.write_bytes(b"x" * 100)
+    old.write_bytes(b"x" * 100)
+    _age(old)
+    pax.save(tmp_path / "ckpt", jnp.ones(2))
+    assert sorted(os.listdir(tmp_path)) == [young.name, "ckpt"]
+
+
+def test_read_only_file_is_not_replaced(tmp_path):
+    path = tmp_path / "ckpt"
+    pax.save(path, jnp.ones(2))
+    before = path.read_bytes()
+    os.chmod(path, 0o444)  # refused even for root, who could open it
+    with pytest.raises(PermissionError, match="read-only") as info:
+        pax.save(path, jnp.zeros(2))
+    assert info.value.filename == str(path)
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["ckpt"]
+    os.chmod(path, 0o644)
+    pax.save(path, jnp.zeros(2))
+    np.testing.assert_array_equal(pax.load(path, jnp.ones(2)), [0.0, 0.0])
+
+
+def test_unwritable_directory_error_names_the_target(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt"
+    real_open = os.open
+
+    def denied(name, flags, *args, **kwargs):
+        if flags & os.O_CREAT and os.path.dirname(name) == str(tmp_path):
+            raise PermissionError(errno.EACCES, "Permission denied", name)
+        return real_open(name, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", denied)  # what a non-root user gets
+    with pytest.raises(
+        PermissionError, match="cannot write into the directory"
+    ) as info:
+        pax.save(path, jnp.ones(2))
+    assert info.value.filename == str(path)
+    assert ".tmp" not in str(info.value)
+
+
+_AS_NOBODY = """
+import os, sys
+import jax.numpy as jnp, numpy as np, pax
+zeros = np.asarray(jnp.zeros(2))  # import and compute before dropping root
+os.setgid(65534)
+os.setuid(65534)
+base = sys.argv[1]
+for target in ["locked_dir/ckpt", "open_dir/root_file"]:
+    try:
+        pax.save(os.path.join(base, target), zeros)
+        print(target, "saved")
+    except PermissionError as err:
+        print(target, err.filename == os.path.join(base, target), ".tmp" in str(err))
+"""
+
+
+def test_permissions_as_an_unprivileged_user(tmp_path_factory):
+    # real permission checks need a non-root user; as root, run as `nobody`
+    base = tempfile.mkdtemp(prefix="pax-perm-")
+    try:
+        os.chmod(base, 0o755)
+        os.mkdir(os.path.join(base, "locked_dir"), 0o755)  # root's: no writing
+        os.mkdir(os.path.join(base, "open_dir"), 0o777)
+        pax.save(os.path.join(base, "open_dir", "root_file"), jnp.ones(2))
+        os.chmod(os.path.join(base, "open_dir", "root_file"), 0o644)  # not nobody's
+        before = open(os.path.join(base, "open_dir", "root_file"), "rb").read()
+        if os.geteuid() == 0:
+            command = [sys.executable, "-c", _AS_NOBODY, base]
+        else:  # already unprivileged: drop the setuid lines
+            script = _AS_NOBODY.replace("os.setgid", "id").replace("os.setuid", "id")
+            command = [sys.executable, "-c", script, base]
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "JAX_PLATFORMS": "cpu", "PYTHONDONTWRITEBYTECODE": "1"},
+            cwd=base,
+        )
+        assert result.returncode == 0, result.stderr
+        # an unwritable directory names the target; a file `open` could not
+        # write is not replaced, although the directory would allow a rename
+        assert result.stdout.split("\n")[:2] == [
+            "locked_dir/ckpt True False",
+            "open_dir/root_file True False",
+        ]
+        assert open(os.path.join(base, "open_dir", "root_file"), "rb").read() == before
+        assert os.listdir(os.path.join(base, "open_dir")) == ["root_file"]
+    finally:
+        shutil.rmtree(base)

@@ -10,6 +10,8 @@ import numpy as np
 
 __all__ = ["check_rng_key"]
 
+_UINT32 = np.dtype(np.uint32)
+
 
 def check_rng_key(rng_key: Any, owner: str, name: str = "rng_key") -> None:
     """Raise ``TypeError`` naming ``owner`` unless ``rng_key`` is a PRNG key.
@@ -20,6 +22,8 @@ def check_rng_key(rng_key: Any, owner: str, name: str = "rng_key") -> None:
     """
     dtype = getattr(rng_key, "dtype", None)
     shape = getattr(rng_key, "shape", None)
+    if dtype == _UINT32 and shape:  # the common case: a raw threefry key
+        return
     if dtype is not None and shape is not None:
         if jnp.issubdtype(dtype, jax.dtypes.prng_key):
             return
