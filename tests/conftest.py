@@ -13,9 +13,37 @@ os.environ["XLA_FLAGS"] = " ".join(
 
 import jax  # noqa: E402
 import pytest
+from hypothesis import HealthCheck, settings
 
 # Catch silent broadcasting between arrays of different rank.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The suite compares float32 results with float32 references at tight
+# tolerances, so it asks for full float32 matmuls and convolutions. This is
+# what CPUs do anyway; GPUs default to TF32/bfloat16 passes (~1e-3 relative
+# error), see the README's "Precision" paragraph.
+jax.config.update("jax_default_matmul_precision", "highest")
+
+# Hypothesis profiles: "default" is deterministic (derandomized, no example
+# database) and small, for every run; "thorough" explores many more random
+# examples (the slow property tests use it, or set HYPOTHESIS_PROFILE).
+# A failure prints a reproduction blob for `@reproduce_failure`.
+settings.register_profile(
+    "default",
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "thorough",
+    max_examples=1000,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture
