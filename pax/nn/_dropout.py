@@ -31,7 +31,9 @@ def dropout(
 
     Kept elements are scaled by ``1 / (1 - dropout_rate)`` so the expectation
     is unchanged (Haiku's formula). ``broadcast_dims`` share one keep/drop
-    decision along those axes. Same shape and dtype as ``x``.
+    decision along those axes. Same shape and dtype as ``x`` for floating
+    ``x``; integer or boolean ``x`` gives float32 (the kept values are scaled,
+    so they are not integers).
 
     >>> import jax, jax.numpy as jnp, pax
     >>> y = pax.dropout(jax.random.PRNGKey(0), 0.5, jnp.ones((4,)))
@@ -39,7 +41,7 @@ def dropout(
     True
     """
     rate = _check_rate(dropout_rate, "pax.dropout")
-    x = as_array(x, "pax.dropout")
+    x = as_floating(as_array(x, "pax.dropout"))
     if rate == 0.0:
         return x
     keep_rate = 1.0 - rate
@@ -49,6 +51,13 @@ def dropout(
     keep = jax.random.bernoulli(rng_key, keep_rate, shape=tuple(shape))
     keep = jnp.broadcast_to(keep, x.shape)
     return jnp.where(keep, x / jnp.asarray(keep_rate, x.dtype), jnp.zeros_like(x))
+
+
+def as_floating(x: jax.Array) -> jax.Array:
+    """``x`` if floating, else ``x`` as float32."""
+    if jnp.issubdtype(x.dtype, jnp.inexact):
+        return x
+    return x.astype(jnp.float32)
 
 
 class Dropout(Module):
@@ -65,7 +74,9 @@ class Dropout(Module):
       rng_key: initial key; ``None`` draws ``pax.next_rng_key()``.
       name: optional module name.
 
-    Input ``[...]``, output the same shape and dtype.
+    Input ``[...]``, output the same shape and dtype; integer or boolean
+    input gives float32 in every mode (DESIGN §8, "Integer input"), so a
+    model's output dtype does not depend on ``train()`` / ``eval()``.
 
     >>> import jax, jax.numpy as jnp, pax
     >>> drop = pax.Dropout(0.5, rng_key=jax.random.PRNGKey(0))
@@ -91,7 +102,7 @@ class Dropout(Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[...] -> [...]``: dropped in training mode, identity in eval mode."""
-        x = as_array(x, who(self))
+        x = as_floating(as_array(x, who(self)))
         if not self.training or self.dropout_rate == 0.0:
             return x
         with jax.named_scope("pax.nn.Dropout"):

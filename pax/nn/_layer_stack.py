@@ -12,7 +12,7 @@ import numpy as np
 from .._core.errors import MutationError
 from .._core.module import Module
 from .._core.pure import purecall
-from ._utils import positive_int, rng_key_or_next
+from ._utils import as_array, positive_int, rng_key_or_next
 
 
 class LayerStack(Module):
@@ -35,7 +35,9 @@ class LayerStack(Module):
     the same structure, shapes and dtypes; the one exception is a floating
     output of another floating dtype, which is cast back to the carry's dtype
     (so :func:`pax.apply_mp_policy`, which casts each layer's output, works
-    on a whole stack).
+    on a whole stack). An integer or boolean input leaf that the layers map
+    to a floating one (a ``Linear`` gives float32) starts the carry in that
+    floating dtype, as DESIGN §8 ("Integer input") asks.
 
     State: if the layers update state when called (BatchNorm in training
     mode, Dropout), the updated per-layer states come back from the scan and
@@ -198,6 +200,7 @@ class LayerStack(Module):
         """
         self._check_per_layer_args(per_layer_args)
         layers = self.layers
+        x = self._as_input(x, per_layer_args, kwargs)
         info: dict[str, Any] = {}
 
         def body(carry, xs):
@@ -249,6 +252,36 @@ class LayerStack(Module):
                 f"call.\n{e}"
             ) from None
         return y
+
+    def _as_input(self, x: Any, per_layer_args: tuple, kwargs: dict) -> Any:
+        """``x`` with array leaves (a clear error otherwise), integer or
+        boolean leaves promoted to the floating dtype the layers return for
+        them (DESIGN §8, "Integer input"), so the scan carry has one dtype."""
+        leaves, treedef = jax.tree_util.tree_flatten(x)
+        leaves = [as_array(leaf, self._short_repr()) for leaf in leaves]
+        x = jax.tree_util.tree_unflatten(treedef, leaves)
+        if all(jnp.issubdtype(leaf.dtype, jnp.inexact) for leaf in leaves):
+            return x
+        first = jax.tree_util.tree_map(lambda a: a[0], (self.layers, per_layer_args))
+
+        def call_first(layer, carry, args):
+            return purecall(layer, carry, *args, **kwargs)[1]
+
+        out = jax.eval_shape(call_first, first[0], x, first[1])
+        out_leaves, out_def = jax.tree_util.tree_flatten(out)
+        if out_def != treedef:
+            return x  # the carry check in the scan body reports it
+        return jax.tree_util.tree_unflatten(
+            treedef,
+            [
+                a.astype(b.dtype)
+                if not jnp.issubdtype(a.dtype, jnp.inexact)
+                and jnp.issubdtype(b.dtype, jnp.inexact)
+                and a.shape == b.shape
+                else a
+                for a, b in zip(leaves, out_leaves)
+            ],
+        )
 
     def _check_per_layer_args(self, per_layer_args: tuple) -> None:
         for j, arg in enumerate(per_layer_args):

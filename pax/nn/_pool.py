@@ -120,6 +120,9 @@ def _pool(
         else:
             init = np.array(-np.inf, x.dtype)
         return lax.reduce_window(x, init, lax.max, window, stride, padding)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        # sum integers (uint8 images: no overflow) and booleans in float32
+        x = x.astype(jnp.float32)
     zero = np.array(0, x.dtype)
     total = lax.reduce_window(x, zero, lax.add, window, stride, padding)
     if padding == "VALID":
@@ -159,8 +162,9 @@ def avg_pool(
         Not consulted for sequence arguments, as in Haiku.
 
     Returns:
-      An array of the input's rank, each axis shrunk as ``padding`` says.
-      Integer inputs give a floating result.
+      An array of the input's rank, each axis shrunk as ``padding`` says, in
+      the input's floating dtype; integer or boolean input is averaged in
+      float32 and gives float32 (DESIGN §8, "Integer input").
 
     Raises:
       ValueError: unknown ``padding``, a non-positive window or stride entry, a
@@ -208,7 +212,8 @@ def max_pool(
 
     Returns:
       An array of the input's rank and dtype, each axis shrunk as ``padding``
-      says.
+      says. Integer and boolean inputs keep their dtype: a maximum is exact,
+      nothing is computed in floating point.
 
     Raises:
       ValueError: unknown ``padding``, a non-positive window or stride entry, a
@@ -280,7 +285,8 @@ class AvgPool(_Pool):
       name: optional module name.
 
     Input: any rank >= 1, batch axis first. Output: same rank, each axis shrunk
-    as ``padding`` says (see :func:`avg_pool`). No parameters, no state.
+    as ``padding`` says (see :func:`avg_pool`), in the input's floating dtype
+    (float32 for integer or boolean input). No parameters, no state.
 
     >>> import jax.numpy as jnp, pax
     >>> pool = pax.AvgPool((2, 2, 1), (2, 2, 1), "VALID")
@@ -305,9 +311,9 @@ class MaxPool(_Pool):
         pools every non-batch axis. Default ``-1`` (channels last).
       name: optional module name.
 
-    Input: any rank >= 1, batch axis first. Output: same rank and dtype, each
-    axis shrunk as ``padding`` says (see :func:`max_pool`). No parameters, no
-    state.
+    Input: any rank >= 1, batch axis first. Output: same rank and dtype (an
+    integer input stays integer: the maximum is exact), each axis shrunk as
+    ``padding`` says (see :func:`max_pool`). No parameters, no state.
 
     >>> import jax.numpy as jnp, pax
     >>> pool = pax.MaxPool(3, 2, "SAME")

@@ -68,3 +68,21 @@ def test_errors():
         pax.dropout(jax.random.PRNGKey(0), 1.0, jnp.ones(3))
     with pytest.raises(TypeError, match="must be a float"):
         pax.Dropout("0.5")
+
+
+@pytest.mark.parametrize("dtype", [jnp.int32, jnp.uint8, jnp.bool_])
+def test_integer_input_gives_float32_in_every_mode(dtype, key):
+    # was: int32 input divided by the keep rate cast to int32 (0): inf / nan
+    x = jnp.asarray(np.arange(12).reshape(3, 4) % 3, dtype)
+    y = pax.dropout(key, 0.5, x)
+    keep = jax.random.bernoulli(key, 0.5, x.shape)
+    expected = np.where(keep, np.asarray(x, np.float32) / 0.5, 0.0)
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(y, expected)
+    drop = pax.Dropout(0.5, rng_key=key)
+    _, y_train = pax.purecall(drop, x)
+    assert y_train.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(y_train)))
+    y_eval = drop.eval()(x)
+    assert y_eval.dtype == jnp.float32
+    np.testing.assert_array_equal(y_eval, np.asarray(x, np.float32))
+    assert pax.dropout(key, 0.0, x).dtype == jnp.float32

@@ -375,3 +375,23 @@ def test_unroll_gives_the_same_values(key, x):
     assert_trees_close(unrolled(x), plain(x))
     with pytest.raises(ValueError, match="`unroll` must be a positive int"):
         LayerStack(mlp_block, N, unroll=0, rng_key=key)
+
+
+def test_integer_input_starts_a_floating_carry(key):
+    # was: "each layer must return an output of the same ... dtype" for int
+    # input, although every layer (Linear) returns float32 for it
+    stack = LayerStack(linear, N, rng_key=key)
+    x = jnp.asarray(np.arange(8).reshape(2, 4) % 5, jnp.int32)
+    y = stack(x)
+    assert y.dtype == jnp.float32
+    expected = x.astype(jnp.float32)
+    for i in range(N):
+        expected = stack[i](expected)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_non_array_input_names_the_stack(key):
+    # was: JAX's "Argument 'abc' of type <class 'str'> is not a valid JAX type"
+    stack = LayerStack(linear, N, rng_key=key)
+    with pytest.raises(TypeError, match=r"LayerStack\(num_layers=4\).*array"):
+        stack("abc")

@@ -102,3 +102,18 @@ def test_bias_errors():
         pax.Bias((3, 4), bias_dims=[0])
     with pytest.raises(ValueError, match="out of range"):
         pax.Bias(4, bias_dims=[3])
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [(None, "NoneType"), ("abc", "str"), (["a", "b"], "list"), ([[1, 2], [3]], "list")],
+)
+def test_non_array_input_is_a_type_error_naming_the_layer(bad, words):
+    # issue 15: `pax.Linear(3, 4)(None)` raised JAX's bare
+    # "None is not a valid value for jnp.array" (a ValueError, no module)
+    fc = pax.Linear(3, 4, rng_key=jax.random.PRNGKey(0))
+    expected = r"Linear\(in_dim=3, out_dim=4.*expected an array"
+    with pytest.raises(TypeError, match=expected):
+        fc(bad)
+    with pytest.raises(TypeError, match=words):
+        pax.Bias(3)(bad)

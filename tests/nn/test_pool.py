@@ -274,3 +274,24 @@ def test_window_count_is_exact_for_each_output():
     avg = avg_pool(x * 3.0, (4, 3, 1), (3, 2, 1), "SAME")
     np.testing.assert_allclose(avg, 3.0 * np.ones((1, 3, 3, 2)), rtol=1e-6)
     assert avg.shape == (1, math.ceil(7 / 3), math.ceil(5 / 2), 2)
+
+
+def test_avg_pool_of_uint8_images_does_not_overflow():
+    # was: the window sum in uint8 wrapped around (4 * 200 -> 32 -> mean 8.0)
+    x = jnp.full((1, 4, 4, 1), 200, jnp.uint8)
+    for padding in ("VALID", "SAME"):
+        y = AvgPool((2, 2, 1), (2, 2, 1), padding)(x)
+        assert y.dtype == jnp.float32
+        np.testing.assert_array_equal(y, np.full((1, 2, 2, 1), 200.0, np.float32))
+
+
+def test_avg_pool_of_booleans_is_the_fraction_of_trues():
+    # was: JAX's "operand to reduce_window_sum must have a number dtype"
+    x = jnp.asarray([[True, False, True, True]])
+    y = avg_pool(x, (1, 2), (1, 2), "VALID", channel_axis=None)
+    assert y.dtype == jnp.float32
+    np.testing.assert_array_equal(y, [[0.5, 1.0]])
+    # max pooling keeps integer and boolean dtypes (exact)
+    assert max_pool(x, (1, 2), (1, 2), "VALID").dtype == jnp.bool_
+    xi = jnp.asarray([[3, 7, 2, 9]], jnp.int32)
+    np.testing.assert_array_equal(max_pool(xi, (1, 2), (1, 2), "VALID"), [[7, 9]])
