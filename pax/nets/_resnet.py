@@ -587,6 +587,13 @@ class ResNet(Module):
                     f"channels_per_group[{i}]={channels}; its first block needs "
                     f"a projection (use_projection[{i}]=True)"
                 )
+            if not self.use_projection[i] and self.strides[i] not in (1, (1, 1)):
+                raise ValueError(
+                    f"{owner}: group {i} has stride {self.strides[i]}, which "
+                    "changes the spatial size, so its first block's shortcut "
+                    f"needs a projection (use_projection[{i}]=True) or "
+                    f"strides[{i}]=1"
+                )
             in_channels = channels
 
         keys = jax.random.split(rng_key_or_next(rng_key), 8)

@@ -599,7 +599,7 @@ def test_group_and_block_shapes(key):
         (dict(logits_config={"output_size": 8}), ValueError,
          r"unknown key 'output_size' in `logits_config`"),
         (dict(bn_config={"decay_rate": 2.0}), ValueError,
-         r"BatchNorm: `decay_rate` must be in \[0, 1\]"),
+         r"BatchNorm: `decay_rate` must be a float in \[0, 1\]"),
     ],
 )  # fmt: skip
 def test_bad_arguments(kwargs, error, match):
@@ -669,3 +669,30 @@ def test_full_size_network_matches_haiku_on_imagenet_shapes(depth, key, rng):
     y = eval_call(net.eval(), x)
     y_hk, _ = apply(params, hk_state, None, x, False)
     np.testing.assert_allclose(y, y_hk, rtol=1e-3, atol=1e-3)
+
+
+def test_a_strided_group_without_projection_fails_at_construction_naming_resnet():
+    with pytest.raises(
+        ValueError, match=r"ResNet: group 1 has stride 2.*use_projection\[1\]"
+    ):
+        pax.nets.ResNet(
+            3,
+            blocks_per_group=(1, 1, 1, 1),
+            num_classes=2,
+            bottleneck=False,
+            channels_per_group=(8, 8, 8, 8),
+            use_projection=(True, False, True, True),
+            initial_conv_config={"out_features": 8, "kernel_shape": 3},
+        )
+    # stride 1 without projection stays fine
+    net = pax.nets.ResNet(
+        3,
+        blocks_per_group=(1, 1, 1, 1),
+        num_classes=2,
+        bottleneck=False,
+        channels_per_group=(8, 8, 8, 8),
+        use_projection=(False, False, True, True),
+        initial_conv_config={"out_features": 8, "kernel_shape": 3},
+        strides=(1, (1, 1), 2, 2),
+    )
+    assert net.eval()(jnp.ones((1, 8, 8, 3))).shape == (1, 2)
