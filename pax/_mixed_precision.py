@@ -7,11 +7,15 @@ module's own floating arrays to ``policy.compute_dtype``, runs the original
 ``__call__`` and casts floating outputs to ``policy.output_dtype``. Floating
 arrays are *stored* in ``policy.param_dtype``. Normalization layers (and
 their submodules) keep float32 parameters, statistics and arithmetic; their
-output is cast to the outer policy's compute dtype.
+output is cast to the outer policy's compute dtype (to its output dtype when
+the norm is the module the policy is applied to). A wrapped recurrent core's
+``initial_state`` returns floating leaves in the output dtype, the dtype its
+steps return the state in.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, TypeVar
 
 import jax
@@ -102,17 +106,30 @@ def _wrapped_class(cls: type) -> type:
                 setattr(self, name, value)
         return policy.cast_to_output(out)
 
-    wrapped = type(
-        cls.__name__,
-        (cls,),
-        {
-            "__call__": __call__,
-            "__module__": cls.__module__,
-            "__qualname__": cls.__qualname__,
-            "__doc__": cls.__doc__,
-            "_pax_mp_original": cls,
-        },
-    )
+    namespace = {
+        "__call__": __call__,
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "__doc__": cls.__doc__,
+        "_pax_mp_original": cls,
+    }
+    original_initial_state = getattr(cls, "initial_state", None)
+    if inspect.isfunction(inspect.getattr_static(cls, "initial_state", None)):
+
+        def initial_state(self, *args, **kwargs):
+            # A wrapped core returns its new state in the output dtype: start
+            # there too, so the state keeps one dtype (a stable scan carry).
+            state = original_initial_state(self, *args, **kwargs)
+            if "dtype" in kwargs:
+                return state
+            dtype = self.__dict__[_POLICY].output_dtype
+            return jax.tree_util.tree_map(
+                lambda s: s.astype(dtype) if _is_float_array(s) else s, state
+            )
+
+        initial_state.__doc__ = original_initial_state.__doc__
+        namespace["initial_state"] = initial_state
+    wrapped = type(cls.__name__, (cls,), namespace)
     _WRAPPED[cls] = wrapped
     return wrapped
 
@@ -129,17 +146,21 @@ def _wrap_one(module: Module, policy: jmp.Policy) -> Module:
     return _rebuild(_wrapped_class(cls), d)
 
 
-def _apply(module: Module, policy: jmp.Policy, norms: tuple[type, ...]) -> Module:
+def _apply(
+    module: Module, policy: jmp.Policy, norms: tuple[type, ...], outermost: bool
+) -> Module:
     if isinstance(module, norms):
+        # Inside a network a norm hands its successor the compute dtype; the
+        # module the user called returns the policy's output dtype.
         f32 = jmp.Policy(
             param_dtype=jnp.float32,
             compute_dtype=jnp.float32,
-            output_dtype=policy.compute_dtype,
+            output_dtype=policy.output_dtype if outermost else policy.compute_dtype,
         )
         return _wrap_one(module, f32)
 
     def sub(x):
-        return _apply(x, policy, norms) if isinstance(x, Module) else x
+        return _apply(x, policy, norms, False) if isinstance(x, Module) else x
 
     d = dict(module.__dict__)
     for name in _get_spec(module).child_names:
@@ -156,8 +177,18 @@ def apply_mp_policy(module: M, mp_policy: jmp.Policy) -> M:
     inputs and the module's own arrays to ``compute_dtype`` and floating
     outputs to ``output_dtype``. Normalization layers (BatchNorm, LayerNorm,
     InstanceNorm, GroupNorm, RMSNorm) keep float32 parameters, statistics and
-    arithmetic and cast their output to ``compute_dtype``. Stateful calls still
-    need ``pax.purecall``; state updates are stored back in the stored dtype.
+    arithmetic and cast their output to ``compute_dtype`` (``output_dtype``
+    when the norm is ``module`` itself: the module given here always returns
+    ``output_dtype``). Stateful calls still need ``pax.purecall``; state
+    updates are stored back in the stored dtype.
+
+    Recurrent cores: the new state a wrapped core returns is an output, in
+    ``output_dtype``, so a wrapped core's ``initial_state(batch_size)`` (with
+    no explicit ``dtype``) returns its floating leaves in ``output_dtype``
+    too and the state keeps one dtype from step to step (what
+    ``jax.lax.scan`` needs). :func:`pax.nn.dynamic_unroll` and
+    :func:`pax.nn.static_unroll` keep the carry in the dtype of the initial
+    state whatever the step returns, so a state built in any dtype works.
 
     Args:
       module: any module (containers included).
@@ -185,7 +216,7 @@ def apply_mp_policy(module: M, mp_policy: jmp.Policy) -> M:
             "jmp.get_policy('params=float32,compute=bfloat16,output=float32'), got "
             f"{type(mp_policy).__name__}"
         )
-    return _apply(module, mp_policy, _norm_types())
+    return _apply(module, mp_policy, _norm_types(), True)
 
 
 def _unwrap_one(module: Module) -> Module:

@@ -116,3 +116,229 @@ def test_errors(key):
         pax.apply_mp_policy(jnp.ones(3), HALF)
     with pytest.raises(pax.MutationError):
         pax.apply_mp_policy(make(key), HALF)(jnp.ones((2, 3)))  # BN trains: pure
+
+
+# ---------------------------------------------------------------------------
+# a norm given to apply_mp_policy returns the policy's output dtype
+# ---------------------------------------------------------------------------
+
+
+def _standardize(x, axes, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    mean = x.mean(axes, keepdims=True)
+    var = x.var(axes, keepdims=True)
+    return (x - mean) / np.sqrt(var + eps)
+
+
+def _group_norm(x, groups=2):
+    x = np.asarray(x, np.float64)
+    g = x.reshape(*x.shape[:-1], groups, x.shape[-1] // groups)
+    axes = tuple(range(1, x.ndim - 1)) + (x.ndim,)
+    return _standardize(g, axes).reshape(x.shape)
+
+
+def _rms_norm(x, eps=1e-5):
+    x = np.asarray(x, np.float64)
+    return x / np.sqrt(np.mean(x * x, -1, keepdims=True) + eps)
+
+
+# (name, module, input shape, hand formula with the default scale 1, offset 0)
+NORMS = [
+    ("BatchNorm", lambda: pax.BatchNorm(4), (6, 4), lambda x: _standardize(x, (0,))),
+    (
+        "BatchNorm1D",
+        lambda: pax.BatchNorm1D(4),
+        (2, 3, 4),
+        lambda x: _standardize(x, (0, 1)),
+    ),
+    (
+        "BatchNorm2D",
+        lambda: pax.BatchNorm2D(4),
+        (2, 3, 3, 4),
+        lambda x: _standardize(x, (0, 1, 2)),
+    ),
+    ("LayerNorm", lambda: pax.LayerNorm(4), (3, 4), lambda x: _standardize(x, (-1,))),
+    (
+        "InstanceNorm",
+        lambda: pax.InstanceNorm(4),
+        (2, 3, 3, 4),
+        lambda x: _standardize(x, (1, 2)),
+    ),
+    ("GroupNorm", lambda: pax.GroupNorm(2, 4), (2, 3, 4), _group_norm),
+    ("RMSNorm", lambda: pax.RMSNorm(4), (3, 4), _rms_norm),
+]
+
+OUTER_POLICIES = [
+    "params=float32,compute=float32,output=bfloat16",
+    "params=float32,compute=bfloat16,output=float32",
+    "params=bfloat16,compute=bfloat16,output=float16",
+]
+
+
+@pytest.mark.parametrize("policy", OUTER_POLICIES)
+@pytest.mark.parametrize("name, make, shape, hand", NORMS, ids=[n[0] for n in NORMS])
+def test_a_norm_given_to_the_policy_returns_its_output_dtype(
+    name, make, shape, hand, policy, key
+):
+    policy = jmp.get_policy(policy)
+    norm = pax.apply_mp_policy(make(), policy)
+    x = jax.random.normal(key, shape) * 2 + 1
+    xr = np.asarray(x.astype(policy.compute_dtype).astype(jnp.float32))
+    if name.startswith("BatchNorm"):
+        _, y = pax.purecall(norm, x)  # training: batch statistics
+        assert y.dtype == policy.output_dtype, name
+        np.testing.assert_allclose(
+            np.asarray(y.astype(jnp.float32)), hand(xr), rtol=2e-2, atol=2e-2
+        )
+        y = norm.eval()(x)  # eval: the initial running averages, mean 0 var 1
+        expected = xr / np.sqrt(1 + 1e-5)
+    else:
+        y = norm(x)
+        expected = hand(xr)
+    assert y.dtype == policy.output_dtype, name
+    np.testing.assert_allclose(
+        np.asarray(y.astype(jnp.float32)), expected, rtol=2e-2, atol=2e-2
+    )
+
+
+def test_a_norm_inside_a_network_still_hands_on_the_compute_dtype(key):
+    policy = jmp.get_policy("params=float32,compute=bfloat16,output=float32")
+    net = pax.apply_mp_policy(
+        pax.Sequential(pax.Linear(3, 4, rng_key=key), pax.LayerNorm(4)), policy
+    )
+    h = net[1](jnp.ones((2, 4), jnp.bfloat16))
+    assert h.dtype == jnp.bfloat16  # an inner norm: the compute dtype
+    assert net(jnp.ones((2, 3))).dtype == jnp.float32  # the net: output dtype
+
+
+# ---------------------------------------------------------------------------
+# recurrent cores unroll under any policy
+# ---------------------------------------------------------------------------
+
+
+def _cores(key):
+    k = jax.random.split(key, 6)
+    return {
+        "VanillaRNN": (pax.VanillaRNN(3, 4, rng_key=k[0]), (2, 3)),
+        "LSTM": (pax.LSTM(3, 4, rng_key=k[1]), (2, 3)),
+        "GRU": (pax.GRU(3, 4, rng_key=k[2]), (2, 3)),
+        "Conv1DLSTM": (pax.Conv1DLSTM((5, 3), 2, 3, rng_key=k[3]), (2, 5, 3)),
+        "DeepRNN": (
+            pax.nn.DeepRNN(
+                [pax.LSTM(3, 4, rng_key=k[4]), jax.nn.relu, pax.GRU(4, 4, rng_key=k[5])]
+            ),
+            (2, 3),
+        ),
+        "ResetCore": (pax.ResetCore(pax.GRU(3, 4, rng_key=k[2])), (2, 3)),
+    }
+
+
+CORE_NAMES = ["VanillaRNN", "LSTM", "GRU", "Conv1DLSTM", "DeepRNN", "ResetCore"]
+CORE_POLICIES = [
+    "params=float32,compute=bfloat16,output=bfloat16",
+    "params=float32,compute=float16,output=float32",
+    "params=float32,compute=float32,output=bfloat16",
+    "params=bfloat16,compute=bfloat16,output=bfloat16",
+]
+
+
+def _inputs(name, key, shape, steps=3):
+    xs = jax.random.normal(key, (steps, *shape))
+    if name == "ResetCore":
+        resets = jnp.array([[False, False], [True, False], [False, True]])
+        return (xs, resets)
+    return xs
+
+
+def _dtypes(tree):
+    return [x.dtype for x in jax.tree_util.tree_leaves(tree)]
+
+
+def _hand_unroll(core, xs, state):
+    """The definition of an unroll: a Python loop over the core's steps."""
+    states, ys = [], []
+    for t in range(jax.tree_util.tree_leaves(xs)[0].shape[0]):
+        state, y = core(state, jax.tree_util.tree_map(lambda a, t=t: a[t], xs))
+        states.append(state)
+        ys.append(y)
+    return states, jnp.stack(ys)
+
+
+@jax.jit
+def _all_unrolls(mp, core, xs):
+    state0 = mp.initial_state(2)
+    return {
+        "state0": state0,
+        "hand": _hand_unroll(mp, xs, state0),
+        "dynamic": pax.nn.dynamic_unroll(mp, xs, state0),
+        "static": pax.nn.static_unroll(mp, xs, state0),
+        "float32": _hand_unroll(core, xs, core.initial_state(2))[1],
+    }
+
+
+# every core under the two kinds of policy (a low-precision output, so the
+# state changes dtype in the step; a low-precision compute with a float32
+# output); the two others for the core types with their own gate math
+CORE_CASES = [(n, p) for n in CORE_NAMES for p in CORE_POLICIES[:2]] + [
+    (n, p) for n in ("LSTM", "GRU") for p in CORE_POLICIES[2:]
+]
+
+
+@pytest.mark.parametrize("name, policy", CORE_CASES)
+def test_cores_unroll_under_any_policy(name, policy, key):
+    policy = jmp.get_policy(policy)
+    core, shape = _cores(key)[name]
+    mp = pax.apply_mp_policy(core, policy)
+    xs = _inputs(name, key, shape)
+    r = _all_unrolls(mp, core, xs)
+    state0 = r["state0"]
+    # the initial state is in the dtype the step returns the state in
+    assert set(_dtypes(state0)) == {jnp.dtype(policy.output_dtype)}
+    states, hand = r["hand"]
+    for state in states:
+        assert _dtypes(state) == _dtypes(state0)
+    for unroll in ("dynamic", "static"):
+        final, ys = r[unroll]
+        assert ys.dtype == policy.output_dtype, unroll
+        assert _dtypes(final) == _dtypes(state0), unroll
+        np.testing.assert_allclose(
+            np.asarray(ys.astype(jnp.float32)),
+            np.asarray(hand.astype(jnp.float32)),
+            rtol=1e-2,
+            atol=1e-2,
+        )
+        # a loose check against the float32 computation (no policy)
+        np.testing.assert_allclose(
+            np.asarray(ys.astype(jnp.float32)),
+            np.asarray(r["float32"]),
+            rtol=1e-1,
+            atol=5e-2,
+        )
+        for a, b in zip(
+            jax.tree_util.tree_leaves(final), jax.tree_util.tree_leaves(states[-1])
+        ):
+            np.testing.assert_allclose(
+                np.asarray(a.astype(jnp.float32)),
+                np.asarray(b.astype(jnp.float32)),
+                rtol=1e-2,
+                atol=1e-2,
+            )
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_unrolls_keep_the_carry_in_the_initial_state_dtype(name, key):
+    """A state built in another dtype than the step returns (here float32
+    under a bfloat16 output policy) is the carry's dtype throughout."""
+    policy = jmp.get_policy("params=float32,compute=bfloat16,output=bfloat16")
+    core, shape = _cores(key)[name]
+    mp = pax.apply_mp_policy(core, policy)
+    state0 = mp.initial_state(2, dtype=jnp.float32)  # an explicit dtype is kept
+    assert set(_dtypes(state0)) == {jnp.dtype(jnp.float32)}
+    xs = _inputs(name, key, shape)
+    for unroll in (pax.nn.dynamic_unroll, pax.nn.static_unroll):
+        final, ys = unroll(mp, xs, state0, return_all_states=True)
+        assert set(_dtypes(final)) == {jnp.dtype(jnp.float32)}, unroll.__name__
+        assert ys.dtype == jnp.bfloat16
+    jitted = jax.jit(lambda m, xs, s: pax.nn.dynamic_unroll(m, xs, s))
+    final, _ = jitted(mp, xs, state0)
+    assert set(_dtypes(final)) == {jnp.dtype(jnp.float32)}

@@ -83,6 +83,9 @@ class ExponentialMovingAverage(Module):
         if not isinstance(value, jax.Array):
             value = jnp.asarray(value)
         ema = self._native(value.shape, value.dtype)
+        # Haiku's flag is an explicit request: pass it as one (pax.nn.EMA's
+        # default would follow the module's mode instead).
+        update_stats = bool(update_stats)
         ema, average = purecall(ema, value, update_stats)
         if update_stats:
             self._store(ema, value.shape)

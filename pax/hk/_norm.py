@@ -175,9 +175,14 @@ class BatchNorm(Module):
         stat_shape = tuple(1 if i in axis else inputs.shape[i] for i in range(ndim))
         dtype = inputs.dtype
 
-        # Haiku's order: moving averages first, then scale, then offset.
+        # Haiku's order: moving averages first, then scale, then offset. The
+        # averages have the dtype of Haiku's batch mean (float for integer
+        # input); the parameters the input's dtype.
+        stat_dtype = jax.eval_shape(lambda: jnp.mean(jnp.zeros((1,), dtype))).dtype
         stats = {
-            name: self._stats(ema, is_training, test_local_stats, stat_shape, dtype)
+            name: self._stats(
+                ema, is_training, test_local_stats, stat_shape, stat_dtype
+            )
             for name, ema in (("mean_ema", self.mean_ema), ("var_ema", self.var_ema))
         }
         arrays = {f".{n}.{k}": v for n, d in stats.items() for k, v in d.items()}

@@ -60,6 +60,8 @@ class SpectralNorm(Module):
             int(self.n_steps),
             arrays={".u0": u0, ".sigma": jnp.ones((), value.dtype)},
         )
+        # Haiku's flag is an explicit request (pax.nn's default follows the mode)
+        update_stats = bool(update_stats)
         layer, out = purecall(layer, value, update_stats)
         if update_stats:
             set_state("u0", layer.u0)

@@ -16,8 +16,14 @@ import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import VarianceScaling
-from ..nn._moving_averages import EMA
-from ..nn._utils import as_array, positive_int, rng_key_or_next, who
+from ..nn._moving_averages import EMA, stateful_call
+from ..nn._utils import (
+    as_array,
+    float_result_dtype,
+    positive_int,
+    rng_key_or_next,
+    who,
+)
 
 # ---------------------------------------------------------------------------
 # Shared pieces
@@ -60,7 +66,8 @@ def _check_input(module: Any, x: Any) -> jax.Array:
             f"{who(module)}: expected input with last dimension "
             f"{module.embedding_dim}, got shape {tuple(x.shape)}"
         )
-    return x
+    # integer input is quantized as float32 (squares of uint8 would wrap)
+    return x.astype(float_result_dtype(x))
 
 
 def _lookup(embeddings: jax.Array, encoding_indices: jax.Array) -> jax.Array:
@@ -127,7 +134,9 @@ class VectorQuantizer(Module):
 
     where ``sg`` is ``stop_gradient``: the first term moves codes towards the
     encoder outputs, the second commits the encoder to its codes. The call
-    needs no training flag (it behaves the same in both modes).
+    needs no training flag (it behaves the same in both modes). Integer input
+    gives float32 output (it is quantized as float32). The distances are
+    Haiku's, ``|x|² - 2 x·e + |e|²`` in that order.
 
     Args:
       embedding_dim: size ``D`` of each vector (the input's last axis).
@@ -240,9 +249,12 @@ class VectorQuantizerEMA(Module):
     that updates it use the old one). The loss is the commitment term alone,
     ``commitment_cost * mean((sg(code) - x)**2)``.
 
-    A training-mode call updates state, so it goes through ``pax.purecall``
-    (``vq, out = pax.purecall(vq, x)``); in eval mode (``vq.eval()``) it is a
-    plain call and changes nothing.
+    Modes: a training-mode call updates state, so it goes through
+    ``pax.purecall`` (``vq, out = pax.purecall(vq, x)``; a plain call raises
+    ``MutationError`` naming this module); in eval mode (``vq.eval()``) it is
+    a plain call, quantizes with the current codebook and changes nothing.
+    The outputs are the same in both modes. Integer input gives float32
+    output (it is quantized as float32).
 
     Args:
       embedding_dim: size ``D`` of each vector (the input's last axis).
@@ -336,7 +348,8 @@ class VectorQuantizerEMA(Module):
                 jnp.square(jax.lax.stop_gradient(a["quantized"]) - x)
             )
             if self.training:
-                self._update_codebook(a["flat"], a["encodings"])
+                with stateful_call(self, "the codebook and its moving averages"):
+                    self._update_codebook(a["flat"], a["encodings"])
             loss = self.commitment_cost * e_latent_loss
             return _outputs(x, a, loss, self.cross_replica_axis)
 
@@ -348,8 +361,8 @@ class VectorQuantizerEMA(Module):
                 (cluster_size, dw), axis_name=self.cross_replica_axis
             )
         # stateful calls: outside pure these raise pax.MutationError
-        ema_cluster_size = self.ema_cluster_size(cluster_size)
-        ema_dw = self.ema_dw(dw)
+        ema_cluster_size = self.ema_cluster_size(cluster_size, update_stats=True)
+        ema_dw = self.ema_dw(dw, update_stats=True)
         n = jnp.sum(ema_cluster_size)
         smoothed = (
             (ema_cluster_size + self.epsilon)

@@ -20,15 +20,6 @@ from ..initializers import Initializer, VarianceScaling
 from ._linear import Linear
 from ._utils import as_array, positive_int, rng_key_or_next, who
 
-# Softmax inputs of these dtypes go through ``jax.nn.dot_product_attention``,
-# which always computes its softmax in float32: exact for these, a loss of
-# precision for float64 (which therefore takes the explicit path).
-_FUSED_DTYPES = (
-    jnp.dtype(jnp.float32),
-    jnp.dtype(jnp.bfloat16),
-    jnp.dtype(jnp.float16),
-)
-
 
 def causal_mask(length: int) -> jax.Array:
     """A ``[1, 1, length, length]`` boolean mask, True on and below the diagonal.
@@ -219,15 +210,13 @@ def _attend(
     ``[B, T, H, V]``. Logits and softmax are computed in at least float32, the
     weights cast back to the inputs' dtype. Masked logits become a large
     finite negative number, so a query with nothing to attend to averages all
-    values (as in Haiku). ``jax.nn.dot_product_attention`` does all of this when
-    ``V == K`` and the dtype is float32/bfloat16/float16; otherwise the same
-    formula is written out with einsum.
+    values (as in Haiku). Haiku's order of operations: the logits are divided
+    by ``sqrt(K)`` (not multiplied by its reciprocal, which differs in the
+    last bit for most ``K``), then masked, then the softmax.
     """
-    if v.shape[-1] == k.shape[-1] and jnp.dtype(q.dtype) in _FUSED_DTYPES:
-        return jax.nn.dot_product_attention(q, k, v, mask=mask)
     logits_dtype = jnp.promote_types(q.dtype, jnp.float32)
     logits = jnp.einsum("bthk,bshk->bhts", q, k, preferred_element_type=logits_dtype)
-    logits = logits * jnp.asarray(1.0 / np.sqrt(q.shape[-1]), logits_dtype)
+    logits = logits / np.sqrt(q.shape[-1]).astype(logits_dtype)
     if mask is not None:
         big_negative = -0.7 * float(jnp.finfo(jnp.float32).max)
         logits = jnp.where(mask, logits, jnp.asarray(big_negative, logits_dtype))
@@ -353,11 +342,14 @@ class MultiHeadAttention(Module):
     (``weight``/``bias`` are Haiku's ``w``/``b``; head ``h`` owns columns
     ``h*K .. (h+1)*K - 1`` of a projection.)
 
-    Numerics: logits and softmax are computed in at least float32 (Haiku
-    computes them in the input dtype, so bfloat16 results differ slightly and
-    are more accurate here). A query whose mask row is all False averages all
-    values uniformly, as in Haiku. Both :meth:`__call__` and :meth:`decode` are
-    stateless: no ``pax.purecall`` is needed.
+    Numerics: Haiku's order of operations (logits divided by
+    ``sqrt(key_size)``, masked, softmax), so float32 results match Haiku's;
+    logits and softmax are computed in at least float32 (Haiku computes them
+    in the input dtype, so bfloat16 results differ slightly and are more
+    accurate here). Integer inputs give float32 output. A query whose mask
+    row is all False averages all values uniformly, as in Haiku. Both
+    :meth:`__call__` and :meth:`decode` are stateless: no ``pax.purecall`` is
+    needed.
 
     >>> import jax, jax.numpy as jnp, pax
     >>> mha = pax.MultiHeadAttention(2, 4, rng_key=jax.random.PRNGKey(0))
@@ -502,11 +494,10 @@ class MultiHeadAttention(Module):
         Returns:
           ``[..., T, model_size]`` in the inputs' floating dtype.
 
-        The attention itself runs through ``jax.nn.dot_product_attention``
-        (which may pick a fused kernel) when ``value_size == key_size`` and the
-        dtype is float32, bfloat16 or float16; otherwise (float64, or other
-        value sizes) through the same formula written with einsum. Either way
-        the logits and softmax are computed in at least float32.
+        The logits and softmax are computed in at least float32, in Haiku's
+        order of operations (logits divided by ``sqrt(key_size)``, masked,
+        softmax). Integer inputs give float32 output (the projections compute
+        in float32).
         """
         owner = who(self)
         query, key, value = (as_array(x, owner) for x in (query, key, value))

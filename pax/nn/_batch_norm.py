@@ -2,37 +2,62 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer
-from ._moving_averages import EMA
+from ._moving_averages import EMA, stateful_call
 from ._utils import (
     affine,
     as_array,
     broadcast_param,
     channel_index,
     check_call_affine,
+    float_result_dtype,
     init_affine,
     norm_dtype,
     positive_int,
+    real_number,
     who,
 )
+
+
+def _check_axis_name(axis_name: Any, owner: str) -> None:
+    """``cross_replica_axis``: None, an axis name or a sequence of names."""
+    names = axis_name if isinstance(axis_name, (tuple, list)) else (axis_name,)
+    if axis_name is not None and not all(
+        isinstance(n, str) or (isinstance(n, Hashable) and not isinstance(n, bool))
+        for n in names
+    ):
+        raise TypeError(
+            f"{owner}: `cross_replica_axis` must be None, an axis name or a "
+            f"sequence of axis names, got {axis_name!r}"
+        )
+
+
+def _affine(own: Any, given: Any, x: jax.Array, ch: int, dtype: Any) -> Any:
+    """Own ``[C]`` scale/offset shaped to broadcast along ``ch`` (per-channel
+    arithmetic, as Haiku's ``(1, ..., C)`` parameters), else a call-time one
+    broadcast to ``x``, else None."""
+    if own is not None:
+        return broadcast_param(own, x.ndim, ch, dtype)
+    return affine(None, given, x, ch, dtype)
 
 
 class BatchNorm(Module):
     """Normalizes each channel with batch statistics (training) or running
     averages (eval), as Haiku's ``BatchNorm``.
 
-    Training mode (the default): ``y = (x - mean) / sqrt(var + eps) * scale +
-    offset`` with the mean and (biased) variance of the batch over every axis
-    but the channel axis, and the running averages are updated — the call
-    mutates state, so run it as ``bn, y = pax.purecall(bn, x)``. Eval mode
-    (``bn.eval()``): the running averages are used instead and nothing changes,
-    a plain ``bn(x)`` works.
+    Training mode (the default): ``y = (x - mean) * inv + offset`` with ``inv
+    = scale * rsqrt(var + eps)`` (Haiku's order of operations), the mean and
+    (biased) variance of the batch over every axis but the channel axis, and
+    the running averages are updated — the call mutates state, so run it as
+    ``bn, y = pax.purecall(bn, x)``. Eval mode (``bn.eval()``): the running
+    averages are used instead and nothing changes, a plain ``bn(x)`` works.
 
     The running averages are Haiku's zero-debiased moving averages (two
     :class:`EMA` submodules, ``mean_ema`` and ``var_ema``, with ``debias=True``):
@@ -41,7 +66,8 @@ class BatchNorm(Module):
     mean 0 and variance 1 (Haiku cannot run eval mode before training at all).
 
     Statistics and arithmetic are float32 (or wider) whatever the input dtype;
-    the output is cast back to the input dtype.
+    the output is cast back to a floating input's dtype, and integer input
+    (e.g. uint8 images) gives float32 output.
 
     Args:
       num_channels: size of the channel axis.
@@ -63,8 +89,8 @@ class BatchNorm(Module):
       name: optional module name.
 
     Input ``[N, ..., C]`` (channels last) or ``[N, C, ...]``; output the same
-    shape and dtype. Trainable: ``scale``, ``offset`` (shape ``[C]``). State:
-    ``mean_ema``, ``var_ema``.
+    shape and dtype (float32 for integer input). Trainable: ``scale``,
+    ``offset`` (shape ``[C]``). State: ``mean_ema``, ``var_ema``.
     """
 
     parameters = parameters_method("scale", "offset")
@@ -88,10 +114,8 @@ class BatchNorm(Module):
         super().__init__(name=name)
         owner = type(self).__name__
         self.num_channels = positive_int(num_channels, "num_channels", owner)
-        if not 0.0 <= decay_rate <= 1.0:
-            raise ValueError(
-                f"{owner}: `decay_rate` must be in [0, 1], got {decay_rate}"
-            )
+        decay_rate = real_number(decay_rate, "decay_rate", owner, low=0.0, high=1.0)
+        _check_axis_name(cross_replica_axis, owner)
         if cross_replica_axis is None and cross_replica_axis_index_groups is not None:
             raise ValueError(
                 f"{owner}: `cross_replica_axis_index_groups` needs `cross_replica_axis`"
@@ -99,7 +123,7 @@ class BatchNorm(Module):
         init_affine(
             self, create_scale, create_offset, scale_init, offset_init, eps, rng_key
         )
-        self.decay_rate = float(decay_rate)
+        self.decay_rate = decay_rate
         self.data_format = data_format
         self.channel_axis = channel_index(data_format, owner, self._formats())
         self.cross_replica_axis = cross_replica_axis
@@ -157,19 +181,22 @@ class BatchNorm(Module):
                 mean = self.mean_ema.averages.astype(dtype)
                 var = self.var_ema.averages.astype(dtype)
             if self.training:
-                self.mean_ema(mean)
-                self.var_ema(var)
-            inv = jax.lax.rsqrt(var + jnp.asarray(self.eps, dtype))
-            y = (xf - broadcast_param(mean, x.ndim, ch, dtype)) * broadcast_param(
-                inv, x.ndim, ch, dtype
+                with stateful_call(self, "the running mean and variance"):
+                    self.mean_ema(mean, update_stats=True)
+                    self.var_ema(var, update_stats=True)
+            # Haiku's order of operations: inv = scale * rsqrt(var + eps), then
+            # (x - mean) * inv + offset.
+            inv = jax.lax.rsqrt(
+                broadcast_param(var, x.ndim, ch, dtype) + jnp.asarray(self.eps, dtype)
             )
-            scale = affine(self.scale, scale, x, ch, dtype)
-            offset = affine(self.offset, offset, x, ch, dtype)
+            scale = _affine(self.scale, scale, x, ch, dtype)
             if scale is not None:
-                y = y * scale
+                inv = scale * inv
+            y = (xf - broadcast_param(mean, x.ndim, ch, dtype)) * inv
+            offset = _affine(self.offset, offset, x, ch, dtype)
             if offset is not None:
                 y = y + offset
-            return y.astype(x.dtype)
+            return y.astype(float_result_dtype(x))
 
 
 class BatchNorm1D(BatchNorm):

@@ -7,7 +7,7 @@ One implementation: the 1-3D classes are ``ConvNDLSTM`` with
 order i, g, f, o); the calling convention is PAX's ``core(state, x) ->
 (state, y)``. Unlike Haiku's ``input_shape`` (spatial sizes only), PAX's
 includes the channel count, so the parameters exist as soon as the module is
-built.
+built. dtypes as for :class:`pax.LSTM`: integer input gives float32 output.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from ._utils import (
     as_array,
     channel_index,
     check_call_affine,
+    float_result_dtype,
     init_affine,
     norm_dtype,
     positive_int,
@@ -30,8 +31,10 @@ class GroupNorm(Module):
     mean and variance are taken over ``axis`` (default: every axis but the
     batch axis), with the channel axis standing for the channels *within* a
     group, so each group has its own statistics. Then a per-channel
-    ``scale``/``offset`` is applied. Arithmetic is float32 or wider; the output
-    has the input's dtype.
+    ``scale``/``offset`` is applied, in Haiku's order of operations
+    (``(x - mean) * rsqrt(var + eps)``, then ``* scale``, then ``+ offset``).
+    Arithmetic is float32 or wider; the output has a floating input's dtype,
+    and integer input gives float32 output.
 
     Args:
       groups: number of channel groups; must divide ``num_channels``.
@@ -134,4 +137,4 @@ class GroupNorm(Module):
                 y = y * scale
             if offset is not None:
                 y = y + offset
-            return y.astype(x.dtype)
+            return y.astype(float_result_dtype(x))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer, ones
@@ -14,9 +16,11 @@ from ._utils import (
     as_array,
     channel_index,
     check_call_affine,
+    float_result_dtype,
     init_affine,
     norm_dtype,
     positive_int,
+    real_number,
     rng_key_or_next,
     who,
 )
@@ -24,16 +28,34 @@ from ._utils import (
 Axes = int | Sequence[int] | slice
 
 
+def _is_int(a: Any) -> bool:
+    return isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))
+
+
 def _check_axes(axis: Axes, owner: str) -> int | tuple[int, ...] | slice:
     if isinstance(axis, slice):
         return axis
-    if isinstance(axis, int) and not isinstance(axis, bool):
-        return (axis,)
-    if isinstance(axis, Sequence) and all(isinstance(a, int) for a in axis):
-        return tuple(axis)
-    raise ValueError(
-        f"{owner}: `axis` must be an int, a sequence of ints or a slice, got {axis!r}"
+    if _is_int(axis):
+        return (int(axis),)
+    if (
+        isinstance(axis, Sequence)
+        and not isinstance(axis, str)
+        and all(_is_int(a) for a in axis)
+    ):
+        return tuple(int(a) for a in axis)
+    raise TypeError(
+        f"{owner}: `axis` must be an int, a sequence of ints or a slice, got "
+        f"{axis!r} ({type(axis).__name__})"
     )
+
+
+def _check_param_axis(param_axis: Any, owner: str) -> int:
+    if not _is_int(param_axis):
+        raise TypeError(
+            f"{owner}: `param_axis` must be an int, got {param_axis!r} "
+            f"({type(param_axis).__name__})"
+        )
+    return int(param_axis)
 
 
 def _resolve(axis, ndim: int, owner: str) -> tuple[int, ...]:
@@ -50,11 +72,12 @@ def _resolve(axis, ndim: int, owner: str) -> tuple[int, ...]:
 class LayerNorm(Module):
     """Normalizes each example over ``axis``, with a learned per-channel affine.
 
-    ``y = (x - mean) / sqrt(var + eps) * scale + offset``, mean and (biased)
-    variance taken over ``axis`` of each input; ``scale``/``offset`` have shape
-    ``[num_channels]`` and act along ``param_axis`` (the last axis by default),
-    as Haiku's ``LayerNorm``. Arithmetic is float32 or wider; the output has
-    the input's dtype.
+    ``y = inv * (x - mean) + offset`` with ``inv = scale * rsqrt(var + eps)``
+    (Haiku's order of operations), mean and (biased) variance taken over
+    ``axis`` of each input; ``scale``/``offset`` have shape ``[num_channels]``
+    and act along ``param_axis`` (the last axis by default), as Haiku's
+    ``LayerNorm``. Arithmetic is float32 or wider; the output has a floating
+    input's dtype, and integer input gives float32 output.
 
     Args:
       num_channels: size of the input along ``param_axis``.
@@ -72,8 +95,8 @@ class LayerNorm(Module):
       rng_key: key for random initializers; ``None`` draws one.
       name: optional module name.
 
-    Input ``[..., num_channels]`` (any rank); output the same shape and dtype.
-    Trainable: ``scale``, ``offset``.
+    Input ``[..., num_channels]`` (any rank); output the same shape and dtype
+    (float32 for integer input). Trainable: ``scale``, ``offset``.
 
     >>> import jax.numpy as jnp, pax
     >>> ln = pax.LayerNorm(4)
@@ -103,9 +126,7 @@ class LayerNorm(Module):
         owner = type(self).__name__
         self.num_channels = positive_int(num_channels, "num_channels", owner)
         self.axis = _check_axes(axis, owner)
-        if not isinstance(param_axis, int):
-            raise TypeError(f"{owner}: `param_axis` must be an int, got {param_axis!r}")
-        self.param_axis = param_axis
+        self.param_axis = _check_param_axis(param_axis, owner)
         init_affine(
             self, create_scale, create_offset, scale_init, offset_init, eps, rng_key
         )
@@ -147,17 +168,20 @@ class LayerNorm(Module):
             dtype = norm_dtype(x)
             xf = x.astype(dtype)
             mean, var = self._statistics(xf, axes)
-            y = (xf - jnp.broadcast_to(mean, x.shape)) * jnp.broadcast_to(
+            # Haiku's order of operations: inv = scale * rsqrt(var + eps), then
+            # inv * (x - mean) + offset.
+            inv = jnp.broadcast_to(
                 jax.lax.rsqrt(var + jnp.asarray(self.eps, dtype)), x.shape
             )
             p_axis = self.param_axis % x.ndim
             scale = affine(self.scale, scale, x, p_axis, dtype)
-            offset = affine(self.offset, offset, x, p_axis, dtype)
             if scale is not None:
-                y = y * scale
+                inv = scale * inv
+            y = inv * (xf - jnp.broadcast_to(mean, x.shape))
+            offset = affine(self.offset, offset, x, p_axis, dtype)
             if offset is not None:
                 y = y + offset
-            return y.astype(x.dtype)
+            return y.astype(float_result_dtype(x))
 
 
 class InstanceNorm(LayerNorm):
@@ -173,7 +197,8 @@ class InstanceNorm(LayerNorm):
         ``"channels_first"`` (``[N, C, ...]``).
       rng_key, name: as :class:`LayerNorm`.
 
-    Input ``[N, *spatial, C]`` or ``[N, C, *spatial]``; output the same.
+    Input ``[N, *spatial, C]`` or ``[N, C, *spatial]``; output the same
+    (integer input gives float32 output).
 
     >>> import jax, jax.numpy as jnp, pax
     >>> norm = pax.InstanceNorm(3)
@@ -212,8 +237,9 @@ class InstanceNorm(LayerNorm):
 
 
 class RMSNorm(Module):
-    """Root-mean-square normalization: ``y = x / sqrt(mean(x², axis) + eps) *
-    scale``, as Haiku's ``RMSNorm`` (no centering, no offset).
+    """Root-mean-square normalization: ``y = x * scale * rsqrt(mean(x², axis)
+    + eps)``, as Haiku's ``RMSNorm`` and in its order of operations (no
+    centering, no offset).
 
     Args:
       num_channels: size of the input along ``param_axis``.
@@ -225,8 +251,8 @@ class RMSNorm(Module):
       rng_key: key for a random ``scale_init``; ``None`` draws one.
       name: optional module name.
 
-    Input ``[..., num_channels]``; output the same shape and dtype.
-    Trainable: ``scale``.
+    Input ``[..., num_channels]``; output the same shape and dtype; integer
+    input gives float32 output. Trainable: ``scale``.
 
     >>> import jax.numpy as jnp, pax
     >>> pax.RMSNorm(2)(jnp.array([[3.0, 4.0]]))
@@ -255,11 +281,9 @@ class RMSNorm(Module):
             raise ValueError(
                 f"{owner}: cannot set `scale_init` if `create_scale=False`"
             )
-        if not eps > 0:
-            raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
-        self.eps = float(eps)
+        self.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
         self.create_scale = bool(create_scale)
-        self.param_axis = param_axis
+        self.param_axis = _check_param_axis(param_axis, owner)
         c = (self.num_channels,)
         self.scale = (
             (scale_init or ones)(rng_key_or_next(rng_key), c, jnp.float32)
@@ -280,9 +304,11 @@ class RMSNorm(Module):
             dtype = norm_dtype(x)
             xf = x.astype(dtype)
             ms = jnp.mean(jnp.square(xf), axes, keepdims=True)
-            y = xf * jnp.broadcast_to(
-                jax.lax.rsqrt(ms + jnp.asarray(self.eps, dtype)), x.shape
-            )
+            # Haiku's order of operations: x * scale * rsqrt(ms + eps)
+            y = xf
             if self.scale is not None:
                 y = y * affine(self.scale, None, x, self.param_axis % x.ndim, dtype)
-            return y.astype(x.dtype)
+            y = y * jnp.broadcast_to(
+                jax.lax.rsqrt(ms + jnp.asarray(self.eps, dtype)), x.shape
+            )
+            return y.astype(float_result_dtype(x))

@@ -3,20 +3,55 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .._core.errors import MutationError
 from .._core.module import Module
 from ._utils import as_array, who
 
 
 def _is_float(x: Any) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
+
+
+def resolve_update_stats(module: Module, update_stats: Any) -> bool:
+    """Whether a call stores its update: ``update_stats`` when given (an
+    explicit request, as Haiku's flag), else the module's mode."""
+    if update_stats is None:
+        return bool(module.training)
+    if not isinstance(update_stats, (bool, np.bool_)):
+        raise TypeError(
+            f"{who(module)}: `update_stats` must be None (follow the module's "
+            f"mode), True or False, got {update_stats!r}"
+        )
+    return bool(update_stats)
+
+
+@contextlib.contextmanager
+def stateful_call(
+    module: Module, what: str, has_update_stats: bool = False
+) -> Iterator[None]:
+    """Re-raise a ``MutationError`` of a state update (``module``'s own or a
+    submodule's) naming ``module``, the module the user called, and the fix;
+    the original message follows."""
+    try:
+        yield
+    except MutationError as e:
+        also = " (or pass `update_stats=False`)" if has_update_stats else ""
+        raise MutationError(
+            f"{who(module)}: this call updates {what}, so it must run "
+            "on a copy: `module, out = pax.purecall(module, ...)` (or inside "
+            "`pax.pure`); `module.eval()` gives a call that changes nothing"
+            f"{also}.\n{e}"
+        ) from None
 
 
 class EMA(Module):
@@ -31,8 +66,14 @@ class EMA(Module):
     update. Without debiasing ``hidden`` *is* ``averages`` and starts at
     ``initial_value``.
 
-    A call updates state, so run it inside :func:`pax.pure` / ``purecall``
-    (or pass ``update_stats=False`` for a read-only call).
+    Modes: in training mode (the default) a call updates the state, so it
+    runs on a copy, ``ema, avg = pax.purecall(ema, value)`` or inside
+    :func:`pax.pure` (a plain call raises ``MutationError``). In eval mode
+    (``ema.eval()``) a call changes nothing, needs no ``pure`` and returns the
+    current ``averages`` (``value`` is only checked). ``update_stats``
+    overrides the mode for one call, as Haiku's flag: ``True`` updates (eval
+    mode too), ``False`` returns the average this update *would* give without
+    storing it (Haiku's read-only call).
 
     Args:
       initial_value: a pytree of arrays (the averages before any update).
@@ -59,6 +100,8 @@ class EMA(Module):
     Array([0.5, 0.5], dtype=float32)
     >>> ema, avg = pax.purecall(pax.EMA(jnp.zeros(2), 0.5, debias=True), jnp.ones(2))
     >>> avg
+    Array([1., 1.], dtype=float32)
+    >>> ema.eval()(3 * jnp.ones(2))  # eval: the current average, nothing changes
     Array([1., 1.], dtype=float32)
     """
 
@@ -109,28 +152,51 @@ class EMA(Module):
         else:
             self.hidden = None
 
-    def __call__(self, value: Any, update_stats: bool = True) -> Any:
-        """Update with ``value`` (same structure/shapes); return the new average."""
-        value = jax.tree_util.tree_map(jnp.asarray, value)
-        if jax.tree_util.tree_structure(value) != jax.tree_util.tree_structure(
-            self.averages
-        ):
+    def __call__(self, value: Any, update_stats: bool | None = None) -> Any:
+        """Update with ``value`` (same structure/shapes); return the new average.
+
+        Args:
+          value: a pytree with ``initial_value``'s structure and leaf shapes.
+          update_stats: ``None`` (default) follows the mode: training mode
+            updates and returns the new average, eval mode returns the current
+            ``averages`` and changes nothing. ``True`` updates whatever the
+            mode; ``False`` returns the new average without storing it.
+
+        Raises:
+          ValueError: ``value`` differs from ``initial_value`` in structure or
+            leaf shapes.
+          MutationError: an updating call outside ``pax.purecall`` /
+            ``pax.pure``.
+        """
+        update = resolve_update_stats(self, update_stats)
+        value = jax.tree_util.tree_map(lambda x: as_array(x, who(self)), value)
+        pairs, treedef = jax.tree_util.tree_flatten_with_path(value)
+        ref_pairs, ref_treedef = jax.tree_util.tree_flatten_with_path(self.averages)
+        # Compare key paths, not treedefs: the module stores its containers
+        # frozen (a dict as a FrozenDict), the caller passes plain ones.
+        if treedef != ref_treedef and [jax.tree_util.keystr(p) for p, _ in pairs] != [
+            jax.tree_util.keystr(p) for p, _ in ref_pairs
+        ]:
             raise ValueError(
-                f"{who(self)}: `value` has structure "
-                f"{jax.tree_util.tree_structure(value)}, expected "
-                f"{jax.tree_util.tree_structure(self.averages)}"
+                f"{who(self)}: `value` has structure {treedef}, expected {ref_treedef}"
             )
-        for x, a in zip(
-            jax.tree_util.tree_leaves(value), jax.tree_util.tree_leaves(self.averages)
-        ):
+        for (_, x), (_, a) in zip(pairs, ref_pairs):
             if x.shape != a.shape:
                 raise ValueError(
                     f"{who(self)}: `value` has a leaf of shape {x.shape}, "
                     f"expected {a.shape}"
                 )
+
+        def like_value(tree):  # ``tree``'s leaves in the caller's containers
+            return jax.tree_util.tree_unflatten(
+                treedef, jax.tree_util.tree_leaves(tree)
+            )
+
+        if update_stats is None and not update:
+            return like_value(self.averages)  # eval mode: the current average
         with jax.named_scope("pax.nn.EMA"):
             counter = self.counter + 1
-            hidden = self.hidden if self.debias else self.averages
+            hidden = like_value(self.hidden if self.debias else self.averages)
 
             def step(h, x):
                 if not _is_float(h):
@@ -147,16 +213,18 @@ class EMA(Module):
                     if not _is_float(h):
                         return h
                     decay = jnp.asarray(self.decay_rate, h.dtype)
-                    return h / (1 - decay ** counter.astype(h.dtype))
+                    # Haiku's arithmetic: a float to an int32 power
+                    return h / (1 - jnp.power(decay, counter))
 
                 averages = jax.tree_util.tree_map(unbias, new_hidden)
             else:
                 averages = new_hidden
-            if update_stats:
-                self.counter = counter
-                self.averages = averages
-                if self.debias:
-                    self.hidden = new_hidden
+            if update:
+                with stateful_call(self, "the moving average", True):
+                    self.counter = counter
+                    self.averages = averages
+                    if self.debias:
+                        self.hidden = new_hidden
             return averages
 
 
@@ -318,8 +386,15 @@ class EMAParamsTree(Module):
 
     State: ``emas``, a dict from path string to :class:`EMA` (each with its
     ``counter``, ``averages`` and, with ``zero_debias``, ``hidden``). No
-    trainable parameters. A call with ``update_stats=True`` updates every
-    average, so run it through ``pax.purecall`` / ``pax.pure``.
+    trainable parameters.
+
+    Modes: in training mode (the default) a call updates every average, so it
+    runs through ``pax.purecall`` / ``pax.pure`` (a plain call raises
+    ``MutationError`` naming this module). In eval mode (``ema.eval()``) a
+    plain call changes nothing and returns the tree with the *current*
+    averages. ``update_stats=True`` / ``False`` overrides the mode for one
+    call, as in :class:`EMA` (``False``: the averages this update would give,
+    not stored).
 
     >>> import jax.numpy as jnp, pax
     >>> params = {"linear": {"w": jnp.ones((2, 3)), "b": jnp.zeros((3,))}}
@@ -329,6 +404,9 @@ class EMAParamsTree(Module):
     [[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]]
     >>> twice = {"linear": {"w": 3 * jnp.ones((2, 3)), "b": jnp.zeros((3,))}}
     >>> ema, avg = pax.purecall(ema, twice)  # (0.5 * 1 + 3) * 0.5 / 0.75
+    >>> round(float(avg["linear"]["w"][0, 0]), 4)
+    2.3333
+    >>> avg = ema.eval()(params)  # eval: the stored averages, nothing changes
     >>> round(float(avg["linear"]["w"][0, 0]), 4)
     2.3333
     """
@@ -397,23 +475,29 @@ class EMAParamsTree(Module):
             parts.append(f"name={self.name!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def __call__(self, tree: Any, update_stats: bool = True) -> Any:
+    def __call__(self, tree: Any, update_stats: bool | None = None) -> Any:
         """A tree with ``like``'s structure and leaf shapes -> the same.
 
         Averaged leaves come back in the dtype of the given leaf (the stored
         average keeps the template's dtype); other leaves are returned as
-        given. ``update_stats=False`` computes the new averages without storing
-        them (a plain call). A tree whose structure or leaf shapes differ from
-        ``like`` raises ``ValueError`` naming the first differing path.
+        given. ``update_stats``: ``None`` follows the mode (training: update
+        and return the new averages; eval: return the current averages,
+        change nothing), ``True`` updates, ``False`` computes the new averages
+        without storing them (a plain call). A tree whose structure or leaf
+        shapes differ from ``like`` raises ``ValueError`` naming the first
+        differing path.
         """
+        update = resolve_update_stats(self, update_stats)
+        current = update_stats is None and not update
         pairs = self.template.check(tree, who(self))
         out = []
-        for path, leaf in pairs:
-            ema = self.emas.get(path)
-            if ema is None:
-                out.append(leaf)
-                continue
-            leaf = jnp.asarray(leaf)
-            avg = ema(leaf, update_stats=update_stats)
-            out.append(avg.astype(leaf.dtype) if _is_float(leaf) else avg)
+        with stateful_call(self, "its moving averages", True):
+            for path, leaf in pairs:
+                ema = self.emas.get(path)
+                if ema is None:
+                    out.append(leaf)
+                    continue
+                leaf = jnp.asarray(leaf)
+                avg = ema.averages if current else ema(leaf, update_stats=update)
+                out.append(avg.astype(leaf.dtype) if _is_float(leaf) else avg)
         return jax.tree_util.tree_unflatten(self.template.treedef, out)

@@ -7,8 +7,9 @@ first state with ``core.initial_state(batch_size)``. Cores hold parameters
 only: the state is passed in and returned, so a call needs no ``pax.pure``.
 
 dtypes: parameters are stored in float32; a call computes in the input's
-floating dtype, returns its output in that dtype and returns the new state in
-the dtype of the state it was given (so the carry of ``jax.lax.scan`` keeps
+floating dtype (integer input gives float32 output: it computes in float32),
+returns its output in that dtype and returns the new state in the dtype of
+the state it was given (so the carry of ``jax.lax.scan`` keeps
 its type). ``initial_state(batch_size, dtype=...)`` builds a state of any
 dtype.
 """
@@ -835,6 +836,31 @@ def _check_unroll(unroll: Any, owner: str) -> int | bool:
     return positive_int(unroll, "unroll", owner)
 
 
+def _like_carry(new_state: Any, state: Any) -> Any:
+    """``new_state`` with each floating leaf in the dtype of the matching leaf
+    of ``state``: the carry keeps one type from step to step (a core under a
+    jmp policy returns its state in the policy's output dtype, whatever the
+    dtype of the state it was given)."""
+    new_leaves, treedef = jax.tree_util.tree_flatten(new_state)
+    old_leaves = jax.tree_util.tree_leaves(state)
+    if len(new_leaves) != len(old_leaves):
+        return new_state  # not a state of the same structure: scan says so
+
+    def cast(n: Any, o: Any) -> Any:
+        nd, od = getattr(n, "dtype", None), getattr(o, "dtype", None)
+        if (
+            nd is not None
+            and od is not None
+            and nd != od
+            and jnp.issubdtype(nd, jnp.floating)
+            and jnp.issubdtype(od, jnp.floating)
+        ):
+            return n.astype(od)
+        return n
+
+    return treedef.unflatten([cast(n, o) for n, o in zip(new_leaves, old_leaves)])
+
+
 def dynamic_unroll(
     core: Callable[[Any, Any], tuple[Any, Any]],
     input_sequence: Any,
@@ -854,10 +880,15 @@ def dynamic_unroll(
 
     Args:
       core: a core, or any function ``core(state, x) -> (new_state, output)``
-        whose ``new_state`` has the structure, shapes and dtypes of ``state``.
+        whose ``new_state`` has the structure and shapes of ``state``.
+        Floating leaves of ``new_state`` are cast to the dtype of the
+        matching leaf of ``initial_state`` (the carry keeps its dtype, e.g.
+        for a core under a :func:`pax.apply_mp_policy` policy, whose steps
+        return the state in the policy's output dtype).
       input_sequence: a pytree of arrays ``[T, B, ...]`` (``time_major``) or
         ``[B, T, ...]``; all leaves share ``T``.
-      initial_state: the state before the first step (``core.initial_state``).
+      initial_state: the state before the first step (``core.initial_state``);
+        its floating dtypes are those of every state the unroll returns.
       time_major: the time axis is 0 (default) rather than 1.
       reverse: run from the last step to the first; ``outputs[t]`` is still
         the output for input ``t`` (as ``jax.lax.scan(reverse=True)``).
@@ -887,6 +918,7 @@ def dynamic_unroll(
 
     def step(state, x):
         state, y = core(state, x)
+        state = _like_carry(state, initial_state)
         return state, ((state, y) if return_all_states else y)
 
     final, stacked = jax.lax.scan(
@@ -918,7 +950,9 @@ def static_unroll(
     the loop is traced ``T`` times, so compile time grows with ``T``.
 
     Args:
-      core: a core, or any function ``core(state, x) -> (new_state, output)``.
+      core: a core, or any function ``core(state, x) -> (new_state, output)``;
+        as in :func:`dynamic_unroll` the state keeps the floating dtypes of
+        ``initial_state``.
       input_sequence: a pytree of arrays ``[T, B, ...]`` (``time_major``) or
         ``[B, T, ...]``; all leaves share ``T >= 1``.
       initial_state: the state before the first step.
@@ -957,6 +991,7 @@ def static_unroll(
             [jax.lax.index_in_dim(leaf, t, axis, keepdims=False) for leaf in leaves]
         )
         state, outputs[t] = core(state, x)
+        state = _like_carry(state, initial_state)
         states[t] = state
 
     def stack(seq):

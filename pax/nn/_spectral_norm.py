@@ -17,7 +17,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core.module import Module
-from ._moving_averages import _check_ignore_regex, _is_ignored, _TreeTemplate
+from ._moving_averages import (
+    _check_ignore_regex,
+    _is_ignored,
+    _TreeTemplate,
+    resolve_update_stats,
+    stateful_call,
+)
 from ._utils import as_array, positive_int, rng_key_or_next, who
 
 __all__ = ["SNParamsTree", "SpectralNorm"]
@@ -76,12 +82,13 @@ class SpectralNorm(Module):
       ``sigma``: float32 scalar, the last estimated singular value; starts at
         1.0.
 
-    A call with ``update_stats=True`` (the default) stores the new ``u0`` and
-    ``sigma``, so it must run on a copy: ``sn, w_bar = pax.purecall(sn, w)`` or
-    inside :func:`pax.pure`. With ``update_stats=False`` it is a plain call (it
-    still runs the power iteration from the stored ``u0``). Unlike BatchNorm
-    the module's mode (``train()`` / ``eval()``) does not matter: like Haiku's
-    and ``EMA``, the update is decided by ``update_stats`` alone.
+    Modes: every call runs the power iteration from the stored ``u0`` and
+    returns the same output; the mode decides whether the new ``u0`` and
+    ``sigma`` are stored. In training mode (the default) they are, so the call
+    runs on a copy: ``sn, w_bar = pax.purecall(sn, w)`` or inside
+    :func:`pax.pure` (a plain call raises ``MutationError``). In eval mode
+    (``sn.eval()``) a plain call changes nothing. ``update_stats=True`` /
+    ``False`` overrides the mode for one call, as Haiku's flag.
 
     >>> import jax, jax.numpy as jnp, pax
     >>> sn = pax.SpectralNorm((3, 2), n_steps=20, rng_key=jax.random.PRNGKey(0))
@@ -89,6 +96,8 @@ class SpectralNorm(Module):
     >>> sn, w_bar = pax.purecall(sn, w)
     >>> w_bar.shape, round(float(sn.sigma), 3)
     ((3, 2), 3.0)
+    >>> bool(jnp.allclose(sn.eval()(w), w_bar))  # eval: a plain call
+    True
     """
 
     def __init__(
@@ -124,7 +133,7 @@ class SpectralNorm(Module):
     def __call__(
         self,
         value: jax.Array,
-        update_stats: bool = True,
+        update_stats: bool | None = None,
         error_on_non_matrix: bool = False,
     ) -> jax.Array:
         """``input_shape -> input_shape``: ``value`` divided by its top singular value.
@@ -132,7 +141,9 @@ class SpectralNorm(Module):
         Args:
           value: an array of shape ``input_shape``.
           update_stats: store the new ``u0`` and ``sigma`` (needs
-            ``pax.purecall`` / ``pax.pure``). The output does not depend on it.
+            ``pax.purecall`` / ``pax.pure``); ``None`` (default) follows the
+            mode (training: store; eval: change nothing), ``True`` / ``False``
+            override it. The output does not depend on it.
           error_on_non_matrix: raise ``ValueError`` for a value that is not a
             matrix (rank != 2) instead of reshaping a rank > 2 value to
             ``[-1, input_shape[-1]]`` or returning a rank < 2 value unchanged.
@@ -140,6 +151,7 @@ class SpectralNorm(Module):
         The output has ``value``'s floating dtype (float32 for an integer
         value); the arithmetic runs in at least float32.
         """
+        update = resolve_update_stats(self, update_stats)
         value = as_array(value, who(self))
         if tuple(value.shape) != self.input_shape:
             raise ValueError(
@@ -169,9 +181,10 @@ class SpectralNorm(Module):
             v = jax.lax.stop_gradient(v)
             sigma = jnp.matmul(jnp.matmul(v, w), u.T)[0, 0]
             out = (w / sigma).reshape(self.input_shape).astype(out_dtype)
-            if update_stats:
-                self.u0 = u.astype(self.u0.dtype)
-                self.sigma = sigma.astype(self.sigma.dtype)
+            if update:
+                with stateful_call(self, "`u0` and `sigma`", True):
+                    self.u0 = u.astype(self.u0.dtype)
+                    self.sigma = sigma.astype(self.sigma.dtype)
             return out
 
 
@@ -204,9 +217,13 @@ class SNParamsTree(Module):
       name: optional module name.
 
     State: ``norms``, a dict from path string to :class:`SpectralNorm` (each
-    with its ``u0`` and ``sigma``). No trainable parameters. A call with
-    ``update_stats=True`` updates every ``u0``/``sigma``, so run it through
-    ``pax.purecall`` / ``pax.pure``.
+    with its ``u0`` and ``sigma``). No trainable parameters.
+
+    Modes: the output does not depend on the mode. In training mode (the
+    default) a call stores every new ``u0``/``sigma``, so it runs through
+    ``pax.purecall`` / ``pax.pure`` (a plain call raises ``MutationError``
+    naming this module); in eval mode (``sn.eval()``) a plain call changes
+    nothing. ``update_stats=True`` / ``False`` overrides the mode for one call.
 
     >>> import jax, jax.numpy as jnp, pax
     >>> params = {"linear": {"w": jnp.ones((3, 4)), "b": jnp.ones((4,))}}
@@ -258,17 +275,20 @@ class SNParamsTree(Module):
             parts.append(f"name={self.name!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
-    def __call__(self, tree: Any, update_stats: bool = True) -> Any:
+    def __call__(self, tree: Any, update_stats: bool | None = None) -> Any:
         """A tree with ``like``'s structure and leaf shapes -> the same.
 
         Normalized leaves keep their floating dtype; other leaves are returned
-        as given. ``update_stats`` as in :class:`SpectralNorm`. A tree whose
-        structure or leaf shapes differ from ``like`` raises ``ValueError``
-        naming the first differing path.
+        as given. ``update_stats`` as in :class:`SpectralNorm` (``None``
+        follows this module's mode). A tree whose structure or leaf shapes
+        differ from ``like`` raises ``ValueError`` naming the first differing
+        path.
         """
+        update = resolve_update_stats(self, update_stats)
         pairs = self.template.check(tree, who(self))
         out = []
-        for path, leaf in pairs:
-            sn = self.norms.get(path)
-            out.append(leaf if sn is None else sn(leaf, update_stats=update_stats))
+        with stateful_call(self, "the power-iteration state", True):
+            for path, leaf in pairs:
+                sn = self.norms.get(path)
+                out.append(leaf if sn is None else sn(leaf, update_stats=update))
         return jax.tree_util.tree_unflatten(self.template.treedef, out)

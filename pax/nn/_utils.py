@@ -22,13 +22,86 @@ def rng_key_or_next(rng_key: jax.Array | None) -> jax.Array:
     return next_rng_key() if rng_key is None else rng_key
 
 
+def _got(value: Any) -> str:
+    """How an argument error shows a value: ``'1e-5' (str)``."""
+    return f"{value!r} ({type(value).__name__})"
+
+
 def positive_int(value: Any, name: str, owner: str) -> int:
     """Check that ``value`` is an int > 0 (bools refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{owner}: `{name}` must be a positive int, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: `{name}` must be a positive int, got {_got(value)}")
     if value <= 0:
         raise ValueError(f"{owner}: `{name}` must be a positive int, got {value}")
     return int(value)
+
+
+def real_number(
+    value: Any,
+    name: str,
+    owner: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+) -> float:
+    """``value`` as a finite Python float, checked against ``[low, high]``
+    (``(low, high]`` with ``low_open``); ``TypeError`` for a non-number (bools
+    and strings refused), ``ValueError`` for a number out of range. The error
+    names ``owner`` and the argument ``name``:
+
+    >>> real_number(0.5, "decay_rate", "BatchNorm", low=0.0, high=1.0)
+    0.5
+    >>> real_number("1e-5", "eps", "BatchNorm2D", low=0.0, low_open=True)
+    Traceback (most recent call last):
+    ...
+    TypeError: BatchNorm2D: `eps` must be a positive float, got '1e-5' (str)
+    """
+    if low is not None and high is not None:
+        lo = "(" if low_open else "["
+        expected = f"a float in {lo}{low:g}, {high:g}]"
+    elif low == 0 and low_open:
+        expected = "a positive float"
+    elif low is not None:
+        expected = f"a float {'>' if low_open else '>='} {low:g}"
+    else:
+        expected = "a finite float"
+    is_real = isinstance(value, (int, float, np.integer, np.floating)) or (
+        isinstance(value, (np.ndarray, jax.Array))
+        and value.ndim == 0
+        and (
+            jnp.issubdtype(value.dtype, jnp.integer)
+            or jnp.issubdtype(value.dtype, jnp.floating)
+        )
+    )
+    if isinstance(value, (bool, np.bool_)) or not is_real:
+        raise TypeError(f"{owner}: `{name}` must be {expected}, got {_got(value)}")
+    number = float(value)
+    if (
+        not np.isfinite(number)
+        or (low is not None and (number <= low if low_open else number < low))
+        or (high is not None and number > high)
+    ):
+        raise ValueError(f"{owner}: `{name}` must be {expected}, got {value!r}")
+    return number
+
+
+def float_result_dtype(x: Any) -> np.dtype:
+    """The dtype a layer that computes in floating point returns for ``x``:
+    ``x``'s own dtype if it is floating (or complex), else float32 — integer
+    and bool input give float32 output, nothing is truncated back to the
+    integer dtype (DESIGN §8 "Integer input"; a mixed-precision policy casts
+    the output afterwards).
+
+    >>> float_result_dtype(jnp.ones(2, jnp.uint8)), float_result_dtype(jnp.ones(2))
+    (dtype('float32'), dtype('float32'))
+    >>> float_result_dtype(jnp.ones(2, jnp.bfloat16))
+    dtype(bfloat16)
+    """
+    dtype = jnp.result_type(x)
+    if jnp.issubdtype(dtype, jnp.inexact):
+        return dtype
+    return jnp.dtype(jnp.float32)
 
 
 def replicate(value: Any, n: int, name: str, owner: str) -> tuple[int, ...]:
@@ -80,12 +153,23 @@ def check_rank(x: jax.Array, allowed: Sequence[int], owner: str, what: str) -> N
 
 
 def as_array(x: Any, owner: str) -> jax.Array:
-    """``jnp.asarray(x)`` with a clear error for non-array input."""
+    """``jnp.asarray(x)`` with a clear error for non-array input.
+
+    ``None``, strings, and nested sequences that are not numbers raise a
+    ``TypeError`` naming ``owner``:
+
+    >>> as_array(None, "Linear(in_dim=3, out_dim=4)")
+    Traceback (most recent call last):
+    ...
+    TypeError: Linear(in_dim=3, out_dim=4): expected an array input, got NoneType
+    """
+    if x is None or isinstance(x, (str, bytes)):
+        raise TypeError(f"{owner}: expected an array input, got {type(x).__name__}")
     try:
         return jnp.asarray(x)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise TypeError(
-            f"{owner}: expected an array input, got {type(x).__name__}"
+            f"{owner}: expected an array input, got {type(x).__name__} ({e})"
         ) from e
 
 
@@ -99,6 +183,11 @@ def channel_index(data_format: str, owner: str, allowed: Sequence[str] | None = 
     ``allowed`` restricts the accepted spellings (e.g. ``("NHWC", "NCHW",
     "channels_last", "channels_first")`` for a 2D layer).
     """
+    if not isinstance(data_format, str):
+        raise TypeError(
+            f"{owner}: `data_format` must be a string such as 'channels_last' "
+            f"or 'channels_first', got {_got(data_format)}"
+        )
     if allowed is not None and data_format not in allowed:
         raise ValueError(
             f"{owner}: `data_format` must be one of {tuple(allowed)}, "
@@ -169,11 +258,9 @@ def init_affine(
         raise ValueError(f"{owner}: cannot set `scale_init` if `create_scale=False`")
     if not create_offset and offset_init is not None:
         raise ValueError(f"{owner}: cannot set `offset_init` if `create_offset=False`")
-    if not eps > 0:
-        raise ValueError(f"{owner}: `eps` must be > 0, got {eps}")
+    module.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
     module.create_scale = bool(create_scale)
     module.create_offset = bool(create_offset)
-    module.eps = float(eps)
     s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
     c = (module.num_channels,)
     module.scale = (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None

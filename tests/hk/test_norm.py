@@ -2,9 +2,10 @@
 
 The same user function runs under ``haiku`` and ``pax.hk``: parameter and
 state trees must match in names, shapes and dtypes; initial values exactly;
-outputs and updated state to float32 rounding (pax.nn multiplies by scale in
-another order, and normalizes in float32 where Haiku uses the input dtype,
-so bfloat16 results agree to bfloat16 precision only).
+outputs and updated state to float32 rounding (pax.nn follows Haiku's order of
+operations, see test_float_order.py for bit-for-bit checks, but normalizes
+in float32 where Haiku uses the input dtype, so bfloat16 results agree to
+bfloat16 precision only).
 """
 
 import contextlib

@@ -443,3 +443,14 @@ def test_bad_ema_arguments(kwargs, message):
     base = {"embedding_dim": 4, "num_embeddings": 8, "commitment_cost": 0.25}
     with pytest.raises(ValueError, match=rf"^VectorQuantizerEMA: {message}"):
         pax.nets.VectorQuantizerEMA(**{**base, "decay": 0.9, **kwargs})
+
+
+def test_ema_training_plain_call_error_names_the_quantizer(key):
+    k1, k2 = jax.random.split(key)
+    vq = make_ema_vq(k1)
+    x = normal(k2, (4, D))
+    with pytest.raises(pax.MutationError) as info:
+        vq(x)
+    first = str(info.value).splitlines()[0]
+    assert first.startswith("VectorQuantizerEMA("), first
+    assert "purecall" in first and "eval()" in first

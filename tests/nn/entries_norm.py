@@ -35,8 +35,8 @@ ENTRIES = [
         lambda k: pax.GroupNorm(2, 4, data_format="NCW"),
         normal((2, 4, 5)),
     ),
-    # EMA has no trainable parameters and every call updates state, so the
-    # vmap check (which calls eval-mode modules directly) does not apply; its
+    # EMA has no trainable parameters; a training-mode call updates state
+    # (an eval-mode call changes nothing: the vmap check applies). Its
     # average keeps the dtype of `initial_value` (the state), whatever the
     # dtype of the values fed in, so the input-dtype checks do not apply.
     Entry(
@@ -45,7 +45,6 @@ ENTRIES = [
         normal((2, 3)),
         stateful=True,
         differentiable=False,
-        vmap=False,
         float_input=False,
     ),
 ]

@@ -1,11 +1,8 @@
 """Registry entries: SpectralNorm, SNParamsTree, EMAParamsTree.
 
-All three update state on every default call (``update_stats=True``), in eval
-mode too: like Haiku's modules and ``pax.EMA``, they follow the call's
-``update_stats`` argument, not the module's mode. The cross-cutting vmap check
-calls an eval-mode module directly, outside ``pax.pure``, so it cannot apply
-(``vmap=False``); tests/nn/test_spectral_norm.py vmaps ``update_stats=False``
-calls instead. None of them has trainable parameters (``differentiable=False``).
+All three update state on a default call in training mode (so they are
+``stateful``) and change nothing in eval mode, which the cross-cutting vmap
+check uses. None of them has trainable parameters (``differentiable=False``).
 """
 
 import jax
@@ -52,7 +49,6 @@ ENTRIES = [
         lambda k: SpectralNorm((3, 4), rng_key=k),
         normal((3, 4)),
         stateful=True,
-        vmap=False,
         differentiable=False,
     ),
     Entry(
@@ -60,7 +56,6 @@ ENTRIES = [
         lambda k: SpectralNorm((2, 3, 4), n_steps=3, rng_key=k),
         normal((2, 3, 4)),
         stateful=True,
-        vmap=False,
         differentiable=False,
     ),
     Entry(
@@ -68,7 +63,6 @@ ENTRIES = [
         lambda k: SNParamsTree(like(), n_steps=2, rng_key=k),
         tree_input,
         stateful=True,
-        vmap=False,
         differentiable=False,
     ),
     Entry(
@@ -76,7 +70,6 @@ ENTRIES = [
         lambda k: EMAParamsTree(like(), 0.9),
         tree_input,
         stateful=True,
-        vmap=False,
         differentiable=False,
     ),
     Entry(
@@ -86,7 +79,6 @@ ENTRIES = [
         ),
         tree_input,
         stateful=True,
-        vmap=False,
         differentiable=False,
     ),
 ]

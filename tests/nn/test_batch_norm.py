@@ -124,6 +124,42 @@ def test_parity_with_haiku(create, key):
     np.testing.assert_allclose(bn.eval()(xs[3]), hk_eval, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_bit_identical_to_haiku_over_eight_steps(jit, key):
+    # Haiku's order of operations, (x - mean) * (scale * rsqrt(var + eps)) +
+    # offset, and its debiasing, hidden / (1 - decay ** counter) with an int32
+    # counter (eagerly, an integer power by repeated squaring: differs from a
+    # float power in the last bit from the 7th update on for decay 0.9)
+    scale_init = pax.initializers.RandomNormal(0.5, 1.0)
+    offset_init = pax.initializers.RandomNormal(0.5, 0.0)
+    keys = jax.random.split(key, 9)
+    xs = [jax.random.normal(k, (2, 4, 3)) * 3 + 1 for k in keys[:8]]
+    bn = pax.BatchNorm1D(
+        3, decay_rate=0.9, scale_init=scale_init, offset_init=offset_init, rng_key=key
+    )
+
+    def fwd(x, is_training):
+        return hk.BatchNorm(True, True, 0.9)(x, is_training=is_training)
+
+    f = hk.transform_with_state(fwd)
+    params, state = f.init(key, xs[0], True)
+    params = {"batch_norm": {"scale": bn.scale[None, None], "offset": bn.offset}}
+    params["batch_norm"]["offset"] = bn.offset[None, None]
+    apply = jax.jit(f.apply, static_argnums=4) if jit else f.apply
+    step = jax.jit(pax.purecall) if jit else pax.purecall
+    for x in xs:
+        hk_y, state = apply(params, state, None, x, True)
+        bn, y = step(bn, x)
+        np.testing.assert_array_equal(y, hk_y)
+    for name, ema in (("mean_ema", bn.mean_ema), ("var_ema", bn.var_ema)):
+        np.testing.assert_array_equal(
+            ema.averages, state[f"batch_norm/~/{name}"]["average"].reshape(-1)
+        )
+    hk_eval, _ = apply(params, state, None, xs[0], False)
+    call = jax.jit(lambda m, x: m(x)) if jit else (lambda m, x: m(x))
+    np.testing.assert_array_equal(call(bn.eval(), xs[0]), hk_eval)
+
+
 def test_call_time_scale_and_offset(key):
     bn = pax.BatchNorm(3, create_scale=False, create_offset=False).eval()
     x = jax.random.normal(key, (4, 3))
@@ -161,7 +197,7 @@ def test_errors():
         pax.BatchNorm2D(3, data_format="NWC")
     with pytest.raises(ValueError, match="unknown `data_format`"):
         pax.BatchNorm(3, data_format="HWCN")
-    with pytest.raises(ValueError, match="`decay_rate` must be in"):
+    with pytest.raises(ValueError, match=r"`decay_rate` must be a float in \[0, 1\]"):
         pax.BatchNorm1D(3, decay_rate=1.5)
     with pytest.raises(ValueError, match="cannot set `scale_init`"):
         pax.BatchNorm(3, create_scale=False, scale_init=pax.initializers.ones)

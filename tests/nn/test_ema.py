@@ -82,3 +82,93 @@ def test_errors():
         ema({"a": jnp.ones((3,))}, update_stats=False)
     with pytest.raises(ValueError, match="`decay_rate` must be in"):
         pax.EMA(jnp.zeros(()), 1.5)
+
+
+# ---------------------------------------------------------------------------
+# modes: eval changes nothing, update_stats overrides, errors name the module
+# ---------------------------------------------------------------------------
+
+
+def assert_same_leaves(a, b):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        assert x.dtype == y.dtype
+
+
+@pytest.mark.parametrize("debias", [False, True])
+def test_eval_plain_call_returns_the_current_average_and_changes_nothing(debias, key):
+    init = np.array([5.0, -1.0, 2.0])
+    ema = pax.EMA(jnp.asarray(init, jnp.float32), 0.7, debias=debias)
+    hidden = np.zeros(3) if debias else init.copy()
+    vs = values(key, n=3)
+    for v in vs[:2]:
+        ema, _ = pax.purecall(ema, v)
+        hidden = 0.7 * hidden + 0.3 * np.asarray(v)
+    expected = hidden / (1 - 0.7**2) if debias else hidden
+    ev = ema.eval()
+    out = ev(vs[2])  # a plain call: no pure needed
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        jax.jit(lambda m, x: m(x))(ev, vs[2]), expected, rtol=1e-5
+    )
+    assert_same_leaves(ev, ema.eval())
+    # inside purecall too, eval mode changes nothing
+    after, out2 = pax.purecall(ev, vs[2])
+    np.testing.assert_allclose(out2, expected, rtol=1e-5)
+    assert_same_leaves(after, ev)
+    # back to training mode: the next call updates again
+    trained, avg = pax.purecall(ev.train(), vs[2])
+    hidden = 0.7 * hidden + 0.3 * np.asarray(vs[2])
+    np.testing.assert_allclose(
+        avg, hidden / (1 - 0.7**3) if debias else hidden, rtol=1e-5
+    )
+    assert int(trained.counter) == 3
+
+
+def test_eval_mode_of_a_pytree_with_int_leaves(key):
+    tree = {"w": jnp.zeros((2,)), "step": jnp.array(0, jnp.int32)}
+    ema = pax.EMA(tree, 0.5, allow_int=True)
+    ema, _ = pax.purecall(ema, {"w": jnp.ones((2,)), "step": jnp.array(7)})
+    out = ema.eval()({"w": 9 * jnp.ones((2,)), "step": jnp.array(9)})
+    np.testing.assert_allclose(out["w"], [0.5, 0.5])
+    assert int(out["step"]) == 7
+    with pytest.raises(ValueError, match=r"^EMA\(.*structure"):
+        ema.eval()({"w": jnp.ones((2,))})  # checked in eval mode too
+
+
+def test_update_stats_overrides_the_mode(key):
+    v1, v2 = values(key, n=2)
+    ema, _ = pax.purecall(pax.EMA(jnp.zeros((3,)), 0.5), v1)  # avg = v1 / 2
+    ev = ema.eval()
+    # True in eval mode: an explicit request to update (needs pure)
+    with pytest.raises(pax.MutationError, match=r"^EMA\(.*purecall"):
+        ev(v2, update_stats=True)
+    new, avg = pax.purecall(ev, v2, update_stats=True)
+    expected = 0.25 * np.asarray(v1) + 0.5 * np.asarray(v2)
+    np.testing.assert_allclose(avg, expected, rtol=1e-6)
+    np.testing.assert_allclose(new.averages, expected, rtol=1e-6)
+    assert int(new.counter) == 2 and not new.training
+    # False (either mode): Haiku's read-only call, the average it would give
+    for m in (ema, ev):
+        out = m(v2, update_stats=False)
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
+    with pytest.raises(TypeError, match=r"^EMA\(.*update_stats"):
+        ev(v2, update_stats="yes")
+
+
+def test_training_plain_call_error_names_the_ema(key):
+    ema = pax.EMA(jnp.zeros((3,)), 0.5)
+    with pytest.raises(pax.MutationError, match=r"^EMA\(.*eval\(\)"):
+        ema(jnp.ones((3,)))
+
+
+@pytest.mark.parametrize("eval_mode", [False, True])
+def test_non_array_value_is_a_type_error_naming_the_ema(eval_mode):
+    # found by the property suite: a string leaf raised JAX's own TypeError
+    ema = pax.EMA({"a": jnp.zeros((2,))}, 0.5)
+    ema = ema.eval() if eval_mode else ema
+    with pytest.raises(TypeError, match=r"^EMA\(.*expected an array input, got str"):
+        ema({"a": "not an array"}, update_stats=False if not eval_mode else None)

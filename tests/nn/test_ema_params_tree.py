@@ -247,3 +247,57 @@ def test_parity_with_haiku(decay, zero_debias, warmup_length, hk_regex, pax_rege
     np.testing.assert_allclose(
         np.asarray(out["linear"]["w"]), np.asarray(hk_out["linear"]["w"]), rtol=1e-5
     )
+
+
+# ---------------------------------------------------------------------------
+# modes
+# ---------------------------------------------------------------------------
+
+
+def test_eval_plain_call_returns_current_averages_and_changes_nothing(key):
+    trees = make_trees(key, 3)
+    ema = EMAParamsTree(trees[0], 0.5, ignore_regex=r".*\['b'\]")
+    for tree in trees[:2]:
+        ema, _ = step(ema, tree)
+    ev = ema.eval()
+    before = jax.tree_util.tree_leaves(ev)
+    out = ev(trees[2])  # a plain call
+    for got in (out, jax.jit(lambda m, t: m(t))(ev, trees[2])):
+        for path in (("linear", "w"), ("scale",)):
+            vals = []
+            for t in trees[:2]:
+                for k in path:
+                    t = t[k]
+                vals.append(t)
+            expected = reference(vals, 0.5, True, 0)[-1]
+            leaf = got
+            for k in path:
+                leaf = leaf[k]
+            np.testing.assert_allclose(np.asarray(leaf), expected, rtol=1e-5)
+        # the ignored leaf is the given one, not an average
+        np.testing.assert_array_equal(got["linear"]["b"], trees[2]["linear"]["b"])
+    for a, b in zip(jax.tree_util.tree_leaves(ev), before):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    after, _ = pax.purecall(ev, trees[2])  # in pure too: nothing changes
+    for a, b in zip(jax.tree_util.tree_leaves(after), before):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # explicit update_stats=True overrides eval mode
+    new, upd = pax.purecall(ev, trees[2], update_stats=True)
+    vals = [t["scale"] for t in trees]
+    np.testing.assert_allclose(
+        float(upd["scale"]), reference(vals, 0.5, True, 0)[-1], rtol=1e-5
+    )
+    assert int(new.emas["['scale']"].counter) == 3
+    # and back in training mode a call updates
+    trained, _ = step(ev.train(), trees[2])
+    assert int(trained.emas["['scale']"].counter) == 3
+
+
+def test_training_plain_call_error_names_the_tree_not_the_inner_ema(key):
+    (tree,) = make_trees(key, 1)
+    ema = EMAParamsTree(tree, 0.5)
+    with pytest.raises(pax.MutationError) as info:
+        ema(tree)
+    text = str(info.value)
+    assert text.startswith("EMAParamsTree(like="), text
+    assert "purecall" in text and "eval()" in text

@@ -146,9 +146,206 @@ def test_errors(key):
         pax.InstanceNorm(4, data_format="bad")
     with pytest.raises(ValueError, match="expected input with 4 channels on axis -1"):
         pax.LayerNorm(4)(jnp.ones((2, 5)))
-    with pytest.raises(ValueError, match="`axis` must be an int"):
+    with pytest.raises(TypeError, match="`axis` must be an int"):
         pax.LayerNorm(4, axis="last")
     with pytest.raises(ValueError, match="out of range"):
         pax.LayerNorm(4, axis=3)(jnp.ones((2, 4)))
     with pytest.raises(ValueError, match="expected input with 4 channels"):
         pax.RMSNorm(4)(jnp.ones((2, 3)))
+
+
+# -- constructor argument errors: the class, the argument, what was expected --
+
+BAD_ARGUMENTS = [
+    # (constructor, kwargs, error type, message)
+    (
+        pax.BatchNorm2D,
+        dict(num_channels=3, eps="1e-5"),
+        TypeError,
+        "BatchNorm2D: `eps` must be a positive float, got '1e-5' (str)",
+    ),
+    (
+        pax.BatchNorm1D,
+        dict(num_channels=3, eps=True),
+        TypeError,
+        "BatchNorm1D: `eps` must be a positive float, got True (bool)",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=3, eps=0.0),
+        ValueError,
+        "BatchNorm: `eps` must be a positive float, got 0.0",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=3, eps=float("nan")),
+        ValueError,
+        "BatchNorm: `eps` must be a positive float, got nan",
+    ),
+    (
+        pax.BatchNorm2D,
+        dict(num_channels=3, decay_rate="0.9"),
+        TypeError,
+        "BatchNorm2D: `decay_rate` must be a float in [0, 1], got '0.9' (str)",
+    ),
+    (
+        pax.BatchNorm2D,
+        dict(num_channels=3, decay_rate=False),
+        TypeError,
+        "BatchNorm2D: `decay_rate` must be a float in [0, 1], got False (bool)",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=3, decay_rate=-0.1),
+        ValueError,
+        "BatchNorm: `decay_rate` must be a float in [0, 1], got -0.1",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels="3"),
+        TypeError,
+        "BatchNorm: `num_channels` must be a positive int, got '3' (str)",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=True),
+        TypeError,
+        "BatchNorm: `num_channels` must be a positive int, got True (bool)",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=3, data_format=-1),
+        TypeError,
+        "BatchNorm: `data_format` must be a string",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=3, cross_replica_axis=["i", ["j"]]),
+        TypeError,
+        "BatchNorm: `cross_replica_axis` must be None, an axis name or a sequence",
+    ),
+    (
+        pax.BatchNorm,
+        dict(num_channels=3, cross_replica_axis=True),
+        TypeError,
+        "BatchNorm: `cross_replica_axis` must be None, an axis name or a sequence",
+    ),
+    (
+        pax.LayerNorm,
+        dict(num_channels=3, eps="small"),
+        TypeError,
+        "LayerNorm: `eps` must be a positive float, got 'small' (str)",
+    ),
+    (
+        pax.LayerNorm,
+        dict(num_channels=3, eps=-1e-5),
+        ValueError,
+        "LayerNorm: `eps` must be a positive float, got -1e-05",
+    ),
+    (
+        pax.LayerNorm,
+        dict(num_channels=3, axis=True),
+        TypeError,
+        "LayerNorm: `axis` must be an int, a sequence of ints or a slice, got "
+        "True (bool)",
+    ),
+    (
+        pax.LayerNorm,
+        dict(num_channels=3, axis=(1, False)),
+        TypeError,
+        "LayerNorm: `axis` must be an int, a sequence of ints or a slice",
+    ),
+    (
+        pax.LayerNorm,
+        dict(num_channels=3, param_axis=True),
+        TypeError,
+        "LayerNorm: `param_axis` must be an int, got True (bool)",
+    ),
+    (
+        pax.InstanceNorm,
+        dict(num_channels=3, eps=None),
+        TypeError,
+        "InstanceNorm: `eps` must be a positive float, got None (NoneType)",
+    ),
+    (
+        pax.InstanceNorm,
+        dict(num_channels=3, data_format=None),
+        TypeError,
+        "InstanceNorm: `data_format` must be a string",
+    ),
+    (
+        pax.RMSNorm,
+        dict(num_channels=3, eps="1e-6"),
+        TypeError,
+        "RMSNorm: `eps` must be a positive float, got '1e-6' (str)",
+    ),
+    (
+        pax.RMSNorm,
+        dict(num_channels=3, eps=float("inf")),
+        ValueError,
+        "RMSNorm: `eps` must be a positive float, got inf",
+    ),
+    (
+        pax.RMSNorm,
+        dict(num_channels=3, param_axis="last"),
+        TypeError,
+        "RMSNorm: `param_axis` must be an int, got 'last' (str)",
+    ),
+    (
+        pax.RMSNorm,
+        dict(num_channels=3, axis=[0.5]),
+        TypeError,
+        "RMSNorm: `axis` must be an int, a sequence of ints or a slice",
+    ),
+    (
+        pax.GroupNorm,
+        dict(groups=True, num_channels=4),
+        TypeError,
+        "GroupNorm: `groups` must be a positive int, got True (bool)",
+    ),
+    (
+        pax.GroupNorm,
+        dict(groups="2", num_channels=4),
+        TypeError,
+        "GroupNorm: `groups` must be a positive int, got '2' (str)",
+    ),
+    (
+        pax.GroupNorm,
+        dict(groups=0, num_channels=4),
+        ValueError,
+        "GroupNorm: `groups` must be a positive int, got 0",
+    ),
+    (
+        pax.GroupNorm,
+        dict(groups=2, num_channels=4, eps=[1e-5]),
+        TypeError,
+        "GroupNorm: `eps` must be a positive float, got [1e-05] (list)",
+    ),
+    (
+        pax.GroupNorm,
+        dict(groups=2, num_channels=4, axis="all"),
+        TypeError,
+        "GroupNorm: `axis` must be an int, a sequence of ints or a slice",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "cls, kwargs, error, message",
+    BAD_ARGUMENTS,
+    ids=[f"{c.__name__}-{'-'.join(k)}" for c, k, _, _ in BAD_ARGUMENTS],
+)
+def test_constructor_argument_errors(cls, kwargs, error, message):
+    with pytest.raises(error) as info:
+        cls(**kwargs)
+    assert type(info.value) is error
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_numeric_arguments_accept_numpy_and_int_values():
+    bn = pax.BatchNorm(3, decay_rate=np.float32(0.5), eps=1)
+    assert (bn.decay_rate, bn.eps) == (0.5, 1.0)
+    assert type(bn.eps) is float
+    gn = pax.GroupNorm(np.int64(2), 4, axis=[np.int32(1), -1], eps=jnp.asarray(1e-3))
+    assert gn.groups == 2 and gn.axis == (1, -1)
+    assert gn.eps == pytest.approx(1e-3)

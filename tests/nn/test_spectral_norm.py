@@ -454,3 +454,83 @@ def test_parity_with_haiku_sn_params_tree(hk_regex, pax_regex, with_vectors, rng
             np.testing.assert_allclose(
                 float(m.sigma), float(state[hk_names[p]]["sigma"]), rtol=1e-5
             )
+
+
+# ---------------------------------------------------------------------------
+# modes: eval changes nothing, update_stats overrides, errors name the module
+# ---------------------------------------------------------------------------
+
+
+def assert_same_leaves(a, b):
+    la, ta = jax.tree_util.tree_flatten(a)
+    lb, tb = jax.tree_util.tree_flatten(b)
+    assert ta == tb
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_eval_plain_call_normalizes_and_changes_nothing(rng, key):
+    w1, w2 = normal(rng, (4, 3)), normal(rng, (4, 3))
+    sn, _ = step(SpectralNorm((4, 3), n_steps=2, rng_key=key), w1)
+    ev = sn.eval()
+    _, _, sigma = np_power_iteration(w2, sn.u0, 1e-4, 2)  # from the stored u0
+    for out in (ev(w2), jax.jit(lambda m, w: m(w))(ev, w2)):  # plain calls
+        np.testing.assert_allclose(np.asarray(out), np.asarray(w2) / sigma, rtol=1e-5)
+    after, out = pax.purecall(ev, w2)  # inside pure: still nothing changes
+    assert_same_leaves(after, ev)
+    assert not after.training
+    # explicit update_stats=True overrides eval mode (and needs pure)
+    with pytest.raises(pax.MutationError, match=r"^SpectralNorm\(.*purecall"):
+        ev(w2, update_stats=True)
+    new, _ = pax.purecall(ev, w2, update_stats=True)
+    u, _, sigma = np_power_iteration(w2, sn.u0, 1e-4, 2)
+    np.testing.assert_allclose(np.asarray(new.u0), u, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(float(new.sigma), sigma, rtol=1e-5)
+    # training mode again: the default call updates
+    trained, _ = pax.purecall(ev.train(), w2)
+    np.testing.assert_allclose(float(trained.sigma), sigma, rtol=1e-5)
+    with pytest.raises(TypeError, match=r"^SpectralNorm\(.*update_stats"):
+        ev(w2, update_stats=1.0)
+
+
+def test_sn_params_tree_eval_plain_call_changes_nothing(rng, key):
+    params = params_like(rng)
+    sn, _ = pax.purecall(SNParamsTree(params, rng_key=key), params)
+    ev = sn.eval()
+    other = params_like(rng)
+    out = ev(other)  # a plain call
+    for path, leaf in (("linear", "w"), ("conv", "w"), ("linear_1", "w")):
+        norm = sn.norms[f"['{path}']['{leaf}']"]
+        _, _, sigma = np_power_iteration(other[path][leaf], norm.u0, 1e-4, 1)
+        np.testing.assert_allclose(
+            np.asarray(out[path][leaf]),
+            np.asarray(other[path][leaf]) / sigma,
+            rtol=1e-5,
+            atol=1e-6,
+        )
+    np.testing.assert_array_equal(out["linear"]["b"], other["linear"]["b"])
+    after, _ = pax.purecall(ev, other)
+    assert_same_leaves(after, ev)
+    # the tree's mode decides, even if an inner norm was left in training mode
+    mixed = ev.replace(
+        norms={**ev.norms, "['linear']['w']": sn.norms["['linear']['w']"]}
+    )
+    assert mixed.norms["['linear']['w']"].training
+    after, _ = pax.purecall(mixed, other)
+    assert_same_leaves(after, mixed)
+    new, _ = pax.purecall(ev, other, update_stats=True)
+    norm = sn.norms["['conv']['w']"]
+    u, _, _ = np_power_iteration(other["conv"]["w"], norm.u0, 1e-4, 1)
+    np.testing.assert_allclose(
+        np.asarray(new.norms["['conv']['w']"].u0), u, rtol=1e-5, atol=1e-6
+    )
+
+
+def test_sn_params_tree_error_names_the_tree_not_the_inner_norm(rng, key):
+    params = params_like(rng)
+    sn = SNParamsTree(params, rng_key=key)
+    with pytest.raises(pax.MutationError) as info:
+        sn(params)
+    text = str(info.value)
+    assert text.startswith("SNParamsTree(like="), text
+    assert "purecall" in text and "eval()" in text

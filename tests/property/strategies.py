@@ -55,6 +55,15 @@ class Case:
     train_stateful: bool = False  # call through pax.purecall (training mode)
     vmap: bool = True  # jax.vmap over a new leading axis == loop
     note: str = ""  # shown in failures
+    # static keyword arguments of the call (never traced, vmapped or flipped)
+    kwargs: dict = dataclasses.field(default_factory=dict)
+    # a plain call (no purecall) raises pax.MutationError starting with the
+    # module's repr (stateful modules in training mode)
+    plain_raises: bool = False
+    # (module, new module, output) -> [(label, expected, actual)]: values
+    # computed independently of the code under test (hand formulas with the
+    # module's own arrays), compared within the dtype's tolerance
+    reference: Callable[[Any, Any, Any], list] | None = None
 
     def __repr__(self):
         def show(a):
@@ -63,7 +72,8 @@ class Case:
             return repr(a)
 
         args = jax.tree_util.tree_map(show, self.args)
-        return f"Case({self.note}, args={args}, expect={self.expect})"
+        kwargs = f", kwargs={self.kwargs}" if self.kwargs else ""
+        return f"Case({self.note}, args={args}{kwargs}, expect={self.expect})"
 
 
 def sds(shape, dtype):
@@ -769,6 +779,34 @@ def norm(draw):
     )
 
 
+def noisy_state(core, batch, dtype, seed):
+    """``core.initial_state(batch)`` in ``dtype`` plus noise (not all zeros)."""
+    state = core.initial_state(batch, dtype=dtype)
+    return jax.tree_util.tree_map(
+        lambda s: s + array(seed, s.shape, dtype) * 0.5, state
+    )
+
+
+def as_float32_reference(args, dtype):
+    """DESIGN §8 "Integer input": for integer ``dtype``, the output equals the
+    float32 computation of the same values (the integer leaves of ``args``
+    cast to float32); ``None`` (no reference) for floating input."""
+    if not jnp.issubdtype(dtype, jnp.integer):
+        return None
+
+    def to_float(a):
+        if hasattr(a, "dtype") and jnp.issubdtype(a.dtype, jnp.integer):
+            return a.astype(jnp.float32)
+        return a
+
+    float_args = jax.tree_util.tree_map(to_float, args)
+
+    def reference(module, new, out):
+        return [("float32 computation", module(*float_args), out)]
+
+    return reference
+
+
 @st.composite
 def attention(draw):
     heads, key_size = draw(st.sampled_from([1, 2])), draw(st.sampled_from([2, 4]))
@@ -778,7 +816,7 @@ def attention(draw):
     batch = draw(st.sampled_from([1, 2]))
     rotary = draw(st.booleans()) and q_len == k_len
     with_mask = draw(st.booleans())
-    dtype = draw(input_dtype(floats_only=True))
+    dtype = draw(input_dtype())
     seed = draw(st.integers(0, 2**16))
     q = array(seed, (batch, q_len, q_dim), dtype)
     k = array(seed + 1, (batch, k_len, kv_dim), dtype)
@@ -789,7 +827,7 @@ def attention(draw):
         valid[..., 0] = True
         args = (*args, jnp.asarray(valid))
     out_dim = model or heads * key_size
-    expect = sds((batch, q_len, out_dim), dtype)
+    expect = sds((batch, q_len, out_dim), fdt(dtype))
     bad = draw(maybe_bad())
     if bad:
         q = bad_input(bad, q, (q_dim,), (batch, q_len, q_dim + 1))
@@ -814,6 +852,7 @@ def attention(draw):
         args,
         expect,
         note=f"MultiHeadAttention({heads}, {key_size}, model={model}, rotary={rotary})",
+        reference=as_float32_reference(args, dtype),
     )
 
 
@@ -822,17 +861,15 @@ def recurrent(draw):
     kind = draw(st.sampled_from(["VanillaRNN", "LSTM", "GRU"]))
     in_dim, hidden = draw(st.sampled_from([1, 3])), draw(st.sampled_from([2, 4]))
     batch = draw(st.sampled_from([1, 2]))
-    dtype = draw(input_dtype(floats_only=True))
+    dtype = draw(input_dtype())
+    sdt = fdt(dtype)  # integer input: a float32 state and output
     seed = draw(st.integers(0, 2**16))
     cls = getattr(pax, kind)
     core = cls(in_dim, hidden, rng_key=key(seed))
-    state = core.initial_state(batch, dtype=dtype)
-    state = jax.tree_util.tree_map(
-        lambda s: s + array(seed, s.shape, dtype) * 0.5, state
-    )
+    state = noisy_state(core, batch, sdt, seed)
     x = array(seed + 1, (batch, in_dim), dtype)
-    out = sds((batch, hidden), dtype)
-    state_spec = jax.tree_util.tree_map(lambda s: sds(s.shape, dtype), state)
+    out = sds((batch, hidden), sdt)
+    state_spec = jax.tree_util.tree_map(lambda s: sds(s.shape, sdt), state)
     expect = (state_spec, out)
     bad = draw(maybe_bad())
     if bad:
@@ -844,6 +881,7 @@ def recurrent(draw):
         (state, x),
         expect,
         note=f"{kind}({in_dim}, {hidden})",
+        reference=as_float32_reference((state, x), dtype),
     )
 
 
@@ -854,16 +892,14 @@ def conv_lstm(draw):
     cin, cout = draw(st.sampled_from([1, 2])), draw(st.sampled_from([2, 3]))
     kernel = draw(st.sampled_from([1, 3]))
     batch = draw(st.sampled_from([1, 2]))
-    dtype = draw(input_dtype(floats_only=True))
+    dtype = draw(input_dtype())
+    sdt = fdt(dtype)  # integer input: a float32 state and output
     seed = draw(st.integers(0, 2**16))
     make = lambda: pax.ConvNDLSTM(n, (*spatial, cin), cout, kernel, rng_key=key(seed))  # noqa: E731
-    state = make().initial_state(batch, dtype=dtype)
-    state = jax.tree_util.tree_map(
-        lambda s: s + array(seed, s.shape, dtype) * 0.5, state
-    )
+    state = noisy_state(make(), batch, sdt, seed)
     x = array(seed + 1, (batch, *spatial, cin), dtype)
     # SAME padding: the state and output keep the spatial shape
-    out = sds((batch, *spatial, cout), dtype)
+    out = sds((batch, *spatial, cout), sdt)
     expect = (jax.tree_util.tree_map(lambda s: out, state), out)
     bad = draw(maybe_bad())
     if bad:
@@ -875,6 +911,582 @@ def conv_lstm(draw):
         (state, x),
         expect,
         note=f"ConvNDLSTM({n}, {cin}, {cout}, {kernel})",
+        reference=as_float32_reference((state, x), dtype),
+    )
+
+
+# --------------------------------------------------------------------------
+# Moving averages and spectral normalization (both modes, update_stats)
+#
+# Rule: ``update_stats=None`` follows the mode. A call that stores (training
+# mode, or ``update_stats=True``) goes through ``pax.purecall`` and a plain
+# call raises ``pax.MutationError`` starting with the module's repr; any other
+# call is a plain call that changes nothing. The expected values are numpy
+# float64 formulas on the module's own arrays.
+
+
+def updating(training: bool, update_stats) -> bool:
+    return training if update_stats is None else update_stats
+
+
+def f64(a) -> np.ndarray:
+    return np.asarray(a, np.float64)
+
+
+def ema_step(ema, x):
+    """Haiku's EMA update by hand: ``(average, hidden, counter)`` after one
+    step of ``ema`` (an ``EMA`` over one array) with the value ``x``."""
+    counter = int(ema.counter) + 1
+    decay = ema.decay_rate
+    if ema.warmup_length and counter <= 0:
+        decay = 0.0
+    hidden = f64(ema.hidden if ema.debias else ema.averages)
+    hidden = decay * hidden + (1 - decay) * f64(x)
+    average = hidden / (1 - ema.decay_rate**counter) if ema.debias else hidden
+    return average, hidden, counter
+
+
+def ema_expectations(ema, new, out, x, current, update, label=""):
+    """``[(label, expected, actual)]`` for one EMA call (see :func:`ema_step`)."""
+    if current:  # eval mode, update_stats=None: the stored average
+        return [(f"{label}current average", f64(ema.averages), out)]
+    average, hidden, counter = ema_step(ema, x)
+    checks = [(f"{label}average", average, out)]
+    if update:
+        checks.append((f"{label}stored average", average, new.averages))
+        checks.append((f"{label}counter", np.int32(counter), new.counter))
+        if ema.debias:
+            checks.append((f"{label}stored hidden", hidden, new.hidden))
+    return checks
+
+
+EMA_TEMPLATE = {"linear": {"w": (2, 3), "b": (3,)}, "step": ()}
+
+
+def ema_tree(seed, dtype):
+    """A value for ``EMA_TEMPLATE``: floats in ``dtype``, an int32 step."""
+    return {
+        "linear": {
+            "w": array(seed, (2, 3), dtype),
+            "b": array(seed + 1, (3,), dtype),
+        },
+        "step": jnp.asarray(seed % 7, jnp.int32),
+    }
+
+
+BAD_STATE_KINDS = ("none", "str", "channels", "flag")
+
+
+@st.composite
+def ema(draw):
+    tree = draw(st.booleans())  # EMAParamsTree, else EMA
+    training = draw(st.booleans())
+    update_stats = draw(st.sampled_from([None, None, True, False]))
+    debias = draw(st.booleans())
+    warmup = 0 if debias else draw(st.sampled_from([0, 2]))
+    decay = draw(st.sampled_from([0.0, 0.5, 0.9]))
+    warm_steps = draw(st.sampled_from([0, 1, 3]))  # updates before the call
+    template_dtype = draw(input_dtype(floats_only=True))
+    dtype, seed = draw(input_dtype()), draw(st.integers(0, 2**16))
+    update = updating(training, update_stats)
+    current = update_stats is None and not training
+    if tree:
+        regex = draw(st.sampled_from(["", r".*\['b'\]"]))
+        like = ema_tree(seed, template_dtype)
+        x = ema_tree(seed + 2, dtype)
+        # averaged leaves come back in the given leaf's dtype (the template's
+        # for an integer leaf); the int32 step and ignored leaves as given
+        avg_dtype = fdt(dtype) if dtype in FLOATS else template_dtype
+        expect = {
+            "linear": {
+                "w": sds((2, 3), avg_dtype),
+                "b": sds((3,), dtype if regex else avg_dtype),
+            },
+            "step": sds((), jnp.int32),
+        }
+    else:
+        regex = ""
+        like = array(seed, (2, 3), template_dtype)
+        x = array(seed + 2, (2, 3), dtype, high=draw(int_range(dtype)))
+        expect = sds((2, 3), template_dtype)  # the average keeps its dtype
+    kwargs = {} if update_stats is None else {"update_stats": update_stats}
+    bad = draw(maybe_bad(BAD_STATE_KINDS))
+    if bad == "flag":
+        kwargs = {"update_stats": 1}  # not a bool: TypeError naming the module
+    elif bad and tree:
+        leaf = bad_input(bad, x["linear"]["w"], (), (2, 4))
+        x = {**x, "linear": {**x["linear"], "w": leaf}}
+        if bad == "none":
+            x = None
+    elif bad:
+        x = bad_input(bad, x, (), (2, 4))
+    if bad:
+        expect = ERROR
+    name = "EMAParamsTree" if tree else "EMA"
+
+    def make():
+        if tree:
+            m = pax.EMAParamsTree(
+                like, decay, debias, warmup_length=warmup, ignore_regex=regex
+            )
+        else:
+            m = pax.EMA(like, decay, debias, warmup_length=warmup)
+        for i in range(warm_steps):
+            v = ema_tree(seed + 10 + i, jnp.float32) if tree else like * (i + 2.0)
+            m, _ = pax.purecall(m, v, update_stats=True)
+        return m if training else m.eval()
+
+    def reference(m, new, out):
+        if not tree:
+            return ema_expectations(m, new, out, x, current, update)
+        checks = []
+        pairs = jax.tree_util.tree_flatten_with_path(x)[0]
+        got = dict(zip([jax.tree_util.keystr(p) for p, _ in pairs], jax.tree_util.tree_leaves(out)))
+        for path, leaf in pairs:
+            path = jax.tree_util.keystr(path)
+            if path not in m.emas:  # ignored or integer: returned as given
+                checks.append((f"{path} as given", f64(leaf), got[path]))
+                continue
+            sub_new = new.emas[path] if update else None
+            checks += ema_expectations(
+                m.emas[path], sub_new, got[path], leaf, current, update, path + " "
+            )
+        return checks
+
+    note = (
+        f"{name}(decay={decay}, debias={debias}, warmup={warmup}, regex={regex!r}, "
+        f"warm_steps={warm_steps}, template={jnp.dtype(template_dtype).name}, "
+        f"training={training})"
+    )
+    return Case(
+        (name,),
+        make,
+        (x,),
+        expect,
+        train_stateful=update,
+        vmap=not update,
+        note=note,
+        kwargs=kwargs,
+        plain_raises=update,
+        reference=reference,
+    )
+
+
+def power_iteration(sn, value):
+    """Haiku's spectral normalization by hand: ``(output, u, sigma)``."""
+    w = f64(value).reshape(-1, sn.input_shape[-1])
+    u = f64(sn.u0)
+
+    def unit(a):
+        return a / np.sqrt(np.sum(a * a) + sn.eps)
+
+    for _ in range(sn.n_steps):
+        v = unit(u @ w.T)
+        u = unit(v @ w)
+    sigma = (v @ w @ u.T)[0, 0]
+    return (w / sigma).reshape(sn.input_shape), u, sigma
+
+
+def sn_expectations(sn, new, out, value, update, label=""):
+    if len(sn.input_shape) < 2:  # not a matrix: returned unchanged
+        return [(f"{label}value unchanged", f64(value), out)]
+    w_bar, u, sigma = power_iteration(sn, value)
+    checks = [(f"{label}output", w_bar, out)]
+    if update:
+        checks += [(f"{label}u0", u, new.u0), (f"{label}sigma", sigma, new.sigma)]
+    return checks
+
+
+SN_TEMPLATE = {"linear": {"w": (3, 2), "b": (2,)}, "conv": {"w": (2, 2, 3)}}
+
+
+def sn_tree(seed, dtype):
+    return {
+        "linear": {
+            "w": array(seed, (3, 2), dtype),
+            "b": array(seed + 1, (2,), dtype),
+        },
+        "conv": {"w": array(seed + 2, (2, 2, 3), dtype)},
+    }
+
+
+@st.composite
+def spectral_norm(draw):
+    tree = draw(st.booleans())  # SNParamsTree, else SpectralNorm
+    training = draw(st.booleans())
+    update_stats = draw(st.sampled_from([None, None, True, False]))
+    n_steps = draw(st.sampled_from([1, 2]))
+    eps = draw(st.sampled_from([1e-4, 0.0]))
+    warm_steps = draw(st.sampled_from([0, 1]))
+    seed = draw(st.integers(0, 2**16))
+    update = updating(training, update_stats)
+    if tree:
+        regex = draw(st.sampled_from(["", r"\['conv'\]"]))
+        dtype = draw(input_dtype(floats_only=True))
+        x = sn_tree(seed + 3, dtype)
+        expect = jax.tree_util.tree_map(lambda a: sds(a.shape, a.dtype), x)
+    else:
+        regex = ""
+        shape = draw(st.sampled_from([(3, 2), (2, 4), (2, 2, 3), (4,)]))
+        dtype = draw(input_dtype())
+        # integer matrices from 1 up: an all-zero matrix has no direction
+        x = array(seed + 3, shape, dtype, low=1, high=draw(int_range(dtype)))
+        # a rank < 2 value is returned unchanged, integers included
+        expect = sds(shape, fdt(dtype) if len(shape) >= 2 else dtype)
+    kwargs = {} if update_stats is None else {"update_stats": update_stats}
+    bad = draw(maybe_bad(BAD_STATE_KINDS))
+    if bad == "flag":
+        kwargs = {"update_stats": "yes"}
+    elif bad and tree:
+        x = None if bad == "none" else {**x, "conv": {"w": bad_input(bad, x["conv"]["w"], (), (2, 2, 4))}}
+    elif bad:
+        x = bad_input(bad, x, (), (*x.shape[:-1], x.shape[-1] + 1))
+    if bad:
+        expect = ERROR
+    name = "SNParamsTree" if tree else "SpectralNorm"
+
+    def make():
+        if tree:
+            m = pax.SNParamsTree(
+                sn_tree(seed, jnp.float32), eps, n_steps, regex, rng_key=key(seed)
+            )
+            warm = sn_tree(seed + 10, jnp.float32)
+        else:
+            m = pax.SpectralNorm(shape, eps, n_steps, rng_key=key(seed))
+            warm = array(seed + 10, shape, jnp.float32)
+        for _ in range(warm_steps):
+            m, _ = pax.purecall(m, warm, update_stats=True)
+        return m if training else m.eval()
+
+    def reference(m, new, out):
+        if not tree:
+            return sn_expectations(m, new, out, x, update)
+        checks = []
+        pairs = jax.tree_util.tree_flatten_with_path(x)[0]
+        got = jax.tree_util.tree_leaves(out)
+        for (path, leaf), result in zip(pairs, got):
+            path = jax.tree_util.keystr(path)
+            if path not in m.norms:  # vectors and ignored leaves: as given
+                checks.append((f"{path} as given", f64(leaf), result))
+                continue
+            sub_new = new.norms[path] if update else None
+            checks += sn_expectations(
+                m.norms[path], sub_new, result, leaf, update, path + " "
+            )
+        return checks
+
+    note = (
+        f"{name}(n_steps={n_steps}, eps={eps}, regex={regex!r}, "
+        f"warm_steps={warm_steps}, training={training})"
+    )
+    names = ("SNParamsTree", "SpectralNorm") if tree else ("SpectralNorm",)
+    return Case(
+        names,
+        make,
+        (x,),
+        expect,
+        train_stateful=update,
+        vmap=not update,
+        note=note,
+        kwargs=kwargs,
+        plain_raises=update,
+        reference=reference,
+    )
+
+
+# --------------------------------------------------------------------------
+# Recurrent wrappers (DeepRNN, ResetCore, IdentityCore) and the unrolls
+
+
+def is_core(layer) -> bool:
+    return hasattr(layer, "initial_state")
+
+
+def deep_rnn_by_hand(net, state, x):
+    """DeepRNN's wiring written out: each core with its own state, plain
+    layers in between, Haiku's skip connections (``[x, h]`` into every core
+    after the first; the output concatenates every core's output)."""
+    h, states, outputs = x, [], []
+    for i, layer in enumerate(net.layers):
+        if net.skip_connections and i > 0:
+            h = jnp.concatenate([x, h], axis=-1)
+        if is_core(layer):
+            s, h = layer(state[len(states)], h)
+            states.append(s)
+            outputs.append(h)
+        else:
+            h = layer(h)
+    if net.skip_connections and net.concat_final_output:
+        h = jnp.concatenate(outputs, axis=-1)
+    return tuple(states), h
+
+
+def reset_by_hand(core, state, inputs):
+    """ResetCore written out: ``where(reset, initial, state)`` per leaf."""
+    x, reset = inputs
+    leaves, treedef = jax.tree_util.tree_flatten(state)
+    resets = jax.tree_util.tree_leaves(reset)
+    if len(resets) == 1:
+        resets = resets * len(leaves)
+    initial = jax.tree_util.tree_leaves(core.core.initial_state(leaves[0].shape[0]))
+    state = treedef.unflatten(
+        [
+            jnp.where(r[:, None], i.astype(s.dtype), s)
+            for r, i, s in zip(resets, initial, leaves)
+        ]
+    )
+    return core.core(state, x)
+
+
+WRAPPERS = ("DeepRNN", "DeepRNN-skip", "ResetCore", "IdentityCore")
+
+
+def make_wrapper(kind, variant, in_dim, hidden, seed, concat=True):
+    k1, k2 = jax.random.split(key(seed))
+    if kind == "DeepRNN":
+        if variant:
+            layers = [pax.LSTM(in_dim, hidden, rng_key=k1), jax.nn.relu]
+            layers.append(pax.GRU(hidden, hidden, rng_key=k2))
+        else:
+            layers = [pax.VanillaRNN(in_dim, hidden, rng_key=k1)]
+            layers += [pax.Linear(hidden, 3, rng_key=k2), pax.LSTM(3, hidden, rng_key=k2)]
+        return pax.DeepRNN(layers)
+    if kind == "DeepRNN-skip":
+        layers = [pax.LSTM(in_dim, hidden, rng_key=k1)]
+        layers.append(pax.GRU(in_dim + hidden, 2, rng_key=k2))
+        return pax.nn.deep_rnn_with_skip_connections(layers, concat)
+    if kind == "ResetCore":
+        inner = pax.LSTM if variant else pax.GRU
+        return pax.ResetCore(inner(in_dim, hidden, rng_key=k1))
+    return pax.IdentityCore()
+
+
+def wrapper_output_size(kind, hidden, concat):
+    if kind == "DeepRNN-skip":
+        return hidden + 2 if concat else 2
+    return hidden
+
+
+def resets_like(state, seed, per_leaf, shape):
+    """A boolean reset flag of ``shape``, or one per leaf of ``state``."""
+    rng = np.random.default_rng(seed)
+
+    def flags():  # random, but never all False (then nothing is reset)
+        r = rng.random(shape) < 0.5
+        r.flat[0] = True
+        return jnp.asarray(r)
+
+    if per_leaf:
+        return jax.tree_util.tree_map(lambda _: flags(), state)
+    return flags()
+
+
+@st.composite
+def rnn_wrappers(draw):
+    kind = draw(st.sampled_from(WRAPPERS))
+    variant, concat = draw(st.booleans()), draw(st.booleans())
+    in_dim, hidden = 3, draw(st.sampled_from([2, 4]))
+    batch = draw(st.sampled_from([1, 2]))
+    dtype, seed = draw(input_dtype()), draw(st.integers(0, 2**16))
+    sdt = fdt(dtype)
+    make = lambda: make_wrapper(kind, variant, in_dim, hidden, seed, concat)  # noqa: E731
+    core = make()
+    state = noisy_state(core, batch, sdt, seed) if kind != "IdentityCore" else ()
+    x = array(seed + 1, (batch, in_dim), dtype)
+    names = tuple(kind.split("-")[:1]) + ("LSTM", "GRU", "VanillaRNN", "Linear")
+    state_spec = jax.tree_util.tree_map(lambda s: sds(s.shape, s.dtype), state)
+    if kind == "IdentityCore":
+        out = sds(x.shape, dtype)  # the input, unchanged
+    else:
+        out = sds((batch, wrapper_output_size(kind, hidden, concat)), sdt)
+    expect = (state_spec, out)
+    inputs = x
+    if kind == "ResetCore":
+        inputs = (x, resets_like(state, seed, draw(st.booleans()), (batch,)))
+    bad = draw(maybe_bad(("none", "str", "channels", "state")))
+    if bad and kind == "IdentityCore":
+        bad = None  # anything goes through unchanged
+    if bad == "state":
+        if kind == "ResetCore":  # a flag that fits no state leaf
+            inputs = (x, jnp.zeros((batch + 1,), bool))
+        else:  # one entry per core, not fewer
+            state = state[:-1]
+    elif bad:
+        x = bad_input(bad, x, (), (batch, in_dim + 1))
+        inputs = (x, inputs[1]) if kind == "ResetCore" else x
+        if kind == "ResetCore" and bad == "none":
+            inputs = x  # not a pair at all
+    if bad:
+        expect = ERROR
+
+    def reference(m, new, out):
+        if kind == "IdentityCore":
+            return [("the input", inputs, out[1])]
+        if kind == "ResetCore":
+            return [("reset by hand", reset_by_hand(m, state, inputs), out)]
+        expected = deep_rnn_by_hand(m, state, inputs)
+        checks = [("layers by hand", expected, out)]
+        if jnp.issubdtype(dtype, jnp.integer):
+            float_x = inputs.astype(jnp.float32)
+            checks.append(("float32 computation", m(state, float_x), out))
+        return checks
+
+    return Case(
+        names,
+        make,
+        (state, inputs),
+        expect,
+        note=f"{kind}(variant={variant}, concat={concat}, hidden={hidden})",
+        reference=reference,
+    )
+
+
+class Unroll(pax.Module):
+    """``dynamic_unroll`` or ``static_unroll`` of a core, as a module (so that
+    the harness can call, jit and vmap it like any layer)."""
+
+    def __init__(self, core, dynamic, time_major, reverse, all_states):
+        super().__init__()
+        self.core = core
+        self.dynamic = dynamic
+        self.time_major = time_major
+        self.reverse = reverse
+        self.all_states = all_states
+
+    def unroll(self, dynamic, state, xs):
+        f = pax.nn.dynamic_unroll if dynamic else pax.nn.static_unroll
+        return f(self.core, xs, state, self.time_major, self.reverse, self.all_states)
+
+    def __call__(self, state, xs):
+        return self.unroll(self.dynamic, state, xs)
+
+
+def unroll_by_hand(m, state, xs):
+    """A Python loop over time: ``(final state or all states, outputs)``."""
+    axis = 0 if m.time_major else 1
+    steps = jax.tree_util.tree_leaves(xs)[0].shape[axis]
+    order = range(steps - 1, -1, -1) if m.reverse else range(steps)
+    states, outputs = [None] * steps, [None] * steps
+    for t in order:
+        x_t = jax.tree_util.tree_map(lambda a: jnp.take(a, t, axis=axis), xs)
+        state, outputs[t] = m.core(state, x_t)
+        states[t] = state
+
+    def stack(seq):
+        return jax.tree_util.tree_map(lambda *a: jnp.stack(a, axis=axis), *seq)
+
+    return (stack(states) if m.all_states else state), stack(outputs)
+
+
+@st.composite
+def unroll(draw):
+    kind = draw(st.sampled_from(["LSTM", "GRU", "VanillaRNN", *WRAPPERS]))
+    dynamic, time_major = draw(st.booleans()), draw(st.booleans())
+    reverse, all_states = draw(st.booleans()), draw(st.booleans())
+    steps, batch = draw(st.sampled_from([1, 3])), draw(st.sampled_from([1, 2]))
+    in_dim, hidden = 3, 2
+    dtype, seed = draw(input_dtype()), draw(st.integers(0, 2**16))
+    sdt = fdt(dtype)
+
+    def make_core():
+        if kind in WRAPPERS:
+            return make_wrapper(kind, True, in_dim, hidden, seed)
+        return getattr(pax, kind)(in_dim, hidden, rng_key=key(seed))
+
+    def make():
+        return Unroll(make_core(), dynamic, time_major, reverse, all_states)
+
+    core = make_core()
+    state = noisy_state(core, batch, sdt, seed) if kind != "IdentityCore" else ()
+    seq = (steps, batch) if time_major else (batch, steps)
+    x = array(seed + 1, (*seq, in_dim), dtype)
+    xs = (x, resets_like(state, seed, False, seq)) if kind == "ResetCore" else x
+    axis = 0 if time_major else 1
+
+    def stacked(s):
+        shape = s.shape[:axis] + (steps,) + s.shape[axis:] if all_states else s.shape
+        return sds(shape, s.dtype)
+
+    if kind == "IdentityCore":
+        out = sds(x.shape, dtype)
+    else:
+        out = sds((*seq, wrapper_output_size(kind, hidden, True)), sdt)
+    expect = (jax.tree_util.tree_map(stacked, state), out)
+    bad = draw(maybe_bad(("none", "str", "rank", "channels")))
+    if bad == "channels" and kind == "IdentityCore":
+        bad = None
+    if bad:
+        x = bad_input(bad, x, (steps,), (*seq, in_dim + 1))
+        xs = (x, xs[1]) if kind == "ResetCore" else x
+        expect = ERROR
+    names = ("dynamic_unroll", "static_unroll", kind.split("-")[0], "LSTM", "GRU")
+
+    def reference(m, new, out):
+        checks = [("a Python loop over time", unroll_by_hand(m, state, xs), out)]
+        other = "static_unroll" if dynamic else "dynamic_unroll"
+        checks.append((other, m.unroll(not dynamic, state, xs), out))
+        return checks
+
+    note = (
+        f"{'dynamic' if dynamic else 'static'}_unroll({kind}, T={steps}, "
+        f"time_major={time_major}, reverse={reverse}, all_states={all_states})"
+    )
+    return Case(names, make, (state, xs), expect, note=note, reference=reference)
+
+
+# --------------------------------------------------------------------------
+# RngSeq (drawing keys is a state update)
+
+
+class Draw(pax.Module):
+    """Draws ``num`` keys from an ``RngSeq`` twice; returns their raw data."""
+
+    def __init__(self, seq, num):
+        super().__init__()
+        self.seq = seq
+        self.num = num
+
+    def __call__(self):
+        first = self.seq.next_rng_key(self.num)
+        second = self.seq.next_rng_key(self.num)
+        data = [jax.random.key_data(k) if _typed(k) else k for k in (first, second)]
+        return tuple(data)
+
+
+def _typed(k) -> bool:
+    return jnp.issubdtype(k.dtype, jax.dtypes.prng_key)
+
+
+@st.composite
+def rng_seq(draw):
+    num = draw(st.sampled_from([1, 3]))
+    typed = draw(st.booleans())
+    seed = draw(st.integers(0, 2**16))
+
+    def make():
+        k = jax.random.key(seed) if typed else key(seed)
+        return Draw(pax.RngSeq(rng_key=k), num)
+
+    one = (num, 2) if num > 1 else (2,)
+    expect = (sds(one, jnp.uint32), sds(one, jnp.uint32))
+
+    def reference(m, new, out):
+        rows = [np.asarray(a).reshape(-1, 2) for a in out]
+        state = new.seq._rng_key
+        state = jax.random.key_data(state) if _typed(state) else state
+        rows.append(np.asarray(state).reshape(-1, 2))
+        distinct = len({tuple(r) for r in np.concatenate(rows)})
+        return [("distinct keys", np.int64(2 * num + 1), np.int64(distinct))]
+
+    return Case(
+        ("RngSeq", "Draw"),
+        make,
+        (),
+        expect,
+        train_stateful=True,
+        vmap=False,
+        note=f"RngSeq(typed={typed}), {num} keys twice",
+        reference=reference,
     )
 
 
@@ -1121,4 +1733,9 @@ FAMILIES: dict[str, tuple[Any, int]] = {
     "mobilenet": (mobilenet(), 1),
     "transformer": (transformer(), 2),
     "vector_quantizer": (vector_quantizer(), 2),
+    "ema": (ema(), 4),
+    "spectral_norm": (spectral_norm(), 4),
+    "rnn_wrappers": (rnn_wrappers(), 3),
+    "unroll": (unroll(), 4),
+    "rng_seq": (rng_seq(), 1),
 }

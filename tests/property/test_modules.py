@@ -46,8 +46,8 @@ TOL = {
 def run(module, case, *args):
     """``(module after the call, output)``."""
     if case.train_stateful:
-        return pax.purecall(module, *args)
-    return module, module(*args)
+        return pax.purecall(module, *args, **case.kwargs)
+    return module, module(*args, **case.kwargs)
 
 
 def assert_close(a, b, what, floor=0.0):
@@ -119,6 +119,14 @@ def check_result(case):
         if jnp.issubdtype(leaf.dtype, jnp.inexact):
             assert bool(jnp.all(jnp.isfinite(leaf))), f"{case}: non-finite output"
 
+    # a stateful call outside purecall: MutationError naming the module first
+    if case.plain_raises:
+        with pytest.raises(pax.MutationError) as info:
+            module(*case.args, **case.kwargs)
+        assert str(info.value).startswith(repr(module)), (
+            f"{case}: the MutationError does not start with {module!r}: {info.value}"
+        )
+
     # the module itself is unchanged (a purecall returns the new one)
     after = jax.tree_util.tree_flatten(module)
     assert after[1] == before[1], f"{case}: treedef changed by the call"
@@ -128,9 +136,18 @@ def check_result(case):
 
     # eager == jit, within the tolerance of the least precise input
     floor = max(
-        [TOL.get(jnp.dtype(a.dtype), 0.0) for a in jax.tree_util.tree_leaves(case.args)]
+        [
+            TOL.get(jnp.dtype(a.dtype), 0.0)
+            for a in jax.tree_util.tree_leaves(case.args)
+            if hasattr(a, "dtype")
+        ]
         + [0.0]
     )
+
+    # values computed independently (hand formulas with the module's arrays)
+    if case.reference is not None:
+        for label, expected, actual in case.reference(module, new, out):
+            check_reference(expected, actual, f"{case}: {label}", floor)
     jit_new, jit_out = jax.jit(lambda m, *a: run(m, case, *a))(module, *case.args)
     assert_close(jit_out, out, f"{case}: jit output", floor)
     if case.train_stateful:
@@ -150,11 +167,22 @@ def check_result(case):
         stacked = jax.tree_util.tree_map(
             lambda a, b: jnp.stack([a, b]), case.args, second
         )
-        vout = jax.vmap(lambda *a: module(*a))(*stacked)
+        vout = jax.vmap(lambda *a: module(*a, **case.kwargs))(*stacked)
         loop = jax.tree_util.tree_map(
-            lambda a, b: jnp.stack([a, b]), module(*case.args), module(*second)
+            lambda a, b: jnp.stack([a, b]),
+            module(*case.args, **case.kwargs),
+            module(*second, **case.kwargs),
         )
         assert_close(vout, loop, f"{case}: vmap vs loop", floor)
+
+
+def check_reference(expected, actual, what, floor):
+    """``actual`` equals ``expected`` (numpy, any precision) leaf by leaf, in
+    the tolerance of ``actual``'s dtype."""
+    le, la = jax.tree_util.tree_leaves(expected), jax.tree_util.tree_leaves(actual)
+    assert len(le) == len(la), f"{what}: {len(la)} leaves, expected {len(le)}"
+    le = [np.asarray(e).astype(np.asarray(a).dtype) for e, a in zip(le, la)]
+    assert_close(la, le, what, floor)
 
 
 def _no_keys(tree):
