@@ -19,6 +19,7 @@ from ._core.errors import MutationError as MutationError
 from ._core.errors import UnknownAttributeError as UnknownAttributeError
 from ._core.frozen import FrozenDict as FrozenDict
 from ._core.frozen import FrozenList as FrozenList
+from ._core.frozen import thaw as thaw
 from ._core.module import Module as Module
 from ._core.module import ParameterModule as ParameterModule
 from ._core.module import StateModule as StateModule
@@ -77,6 +78,7 @@ __all__ = [
     "purecall",
     "save",
     "seed_rng_key",
+    "thaw",
     "select_parameters",
     "unfreeze_parameters",
 ]

@@ -12,6 +12,7 @@ from typing import Any
 import jax
 import optax
 
+from ._core.frozen import thaw
 from ._core.module import Module
 
 __all__ = ["OptaxOptimizer", "from_optax", "apply_updates"]
@@ -54,7 +55,11 @@ class OptaxOptimizer(Module):
     def __call__(self, grads: Any, params: Any = None) -> Any:
         """Return optax's updates for ``grads`` (and ``params``, which some
         transformations such as ``adamw`` need); updates ``state``."""
-        updates, self.state = self.transformation.update(grads, self.state, params)
+        # The module holds its state's dicts/lists frozen; optax compares the
+        # state's structure with the gradients', which hold plain ones.
+        updates, self.state = self.transformation.update(
+            grads, thaw(self.state), params
+        )
         return updates
 
 

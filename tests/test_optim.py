@@ -90,3 +90,20 @@ def test_apply_updates_on_model_or_parameters(key):
     np.testing.assert_allclose(p[2].bias, net[2].bias + 1)
     with pytest.raises(ValueError, match="differ at leaf"):
         pax.apply_updates(net, {"weight": jnp.ones(3)})
+
+
+def test_a_plain_dict_of_parameters_works_with_the_frozen_optimizer_state():
+    # the module stores optax's state with its dicts frozen; the gradients and
+    # parameters the user passes are plain dicts
+    params = {"w": jnp.ones(3), "b": jnp.zeros(2)}
+    grads = {"w": jnp.full(3, 0.5), "b": jnp.ones(2)}
+    tx = optax.adam(0.1)
+    opt = pax.optim.from_optax(tx, params)
+    step = jax.jit(lambda o, g, p: pax.purecall(o, g, p))
+    raw_state = tx.init(params)
+    for _ in range(2):
+        opt, updates = step(opt, grads, params)
+        raw_updates, raw_state = tx.update(grads, raw_state, params)
+        assert type(updates) is dict
+        for k in params:
+            np.testing.assert_allclose(updates[k], raw_updates[k], rtol=1e-6)

@@ -18,7 +18,9 @@ Both container types are registered pytree nodes with the same key entries
 (``SequenceKey``, ``DictKey``) and leaf order as ``list`` and ``dict``, so key
 paths, ``state_dict()`` keys and checkpoints are the same as for the plain
 containers. A copy made with ``list(x)``, ``dict(x)``, ``x.copy()`` or a slice
-is an ordinary, mutable container.
+is an ordinary, mutable container, and :func:`thaw` turns a whole frozen tree
+back into plain containers (a pytree holding a ``FrozenDict`` has a different
+structure from one holding a ``dict``, so ``tree_map`` over the two needs it).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 
 from .errors import MutationError
 
-__all__ = ["FrozenList", "FrozenDict", "freeze"]
+__all__ = ["FrozenList", "FrozenDict", "freeze", "thaw"]
 
 _FROZEN_MSG = (
     "This {kind} belongs to a PAX module and is frozen: modules are immutable, "
@@ -197,4 +199,36 @@ def freeze(value: Any) -> Any:
         out = np.array(value, copy=True)
         out.flags.writeable = False
         return out
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """The inverse of :func:`freeze`: ``FrozenList``/``FrozenDict`` (at any
+    depth inside lists, dicts and tuples) back to plain ``list``/``dict``.
+
+    Use it where a container a module holds meets code that compares pytree
+    structures with plain containers, e.g. ``jax.tree_util.tree_map(f,
+    module.params, plain_dict)``. Arrays and modules are returned as they are.
+
+    >>> import jax.numpy as jnp, pax
+    >>> class Holder(pax.Module):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.params = {"w": jnp.ones(2)}
+    >>> type(Holder().params).__name__, type(pax.thaw(Holder().params)).__name__
+    ('FrozenDict', 'dict')
+    """
+    t = type(value)
+    if t is FrozenList:
+        return [thaw(x) for x in value]
+    if t is FrozenDict:
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        items = [thaw(x) for x in value]
+        if all(a is b for a, b in zip(items, value)):
+            return value
+        if t is tuple:
+            return tuple(items)
+        if hasattr(value, "_fields"):
+            return t(*items)
     return value

@@ -171,3 +171,17 @@ def test_numpy_array_attributes_are_read_only_copies():
     assert m.w[0] == 1.0
     with pytest.raises(ValueError, match="read-only"):
         m.w[0] = 5.0
+
+
+def test_thaw_gives_plain_containers_for_tree_maps_with_plain_trees():
+    m = Configured()
+    plain = {"act": 0, "w": jnp.zeros(3)}
+    with pytest.raises(ValueError):
+        jax.tree_util.tree_map(lambda a, b: a, m.cfg, plain)  # structures differ
+    thawed = pax.thaw(m.cfg)
+    assert type(thawed) is dict
+    out = jax.tree_util.tree_map(lambda a, b: b, thawed, plain)
+    assert out["w"] is plain["w"]
+    nested = pax.thaw(m.pair)
+    assert type(nested) is tuple and type(nested[1]) is list
+    assert pax.thaw(m.layers)[0] is m.layers[0]  # modules are kept as they are
