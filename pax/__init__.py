@@ -4,6 +4,7 @@ Modules create their parameters eagerly in ``__init__`` from explicit sizes and
 rng keys; there is no transform step. See README.md and DESIGN.md.
 """
 
+from . import checkpoint as checkpoint
 from . import initializers as initializers
 from . import nets as nets
 from . import nn as nn
@@ -46,6 +47,7 @@ __version__ = "0.1.0.dev0"
 
 __all__ = [
     *nn.__all__,
+    "checkpoint",
     "initializers",
     "nets",
     "optim",

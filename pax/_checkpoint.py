@@ -274,6 +274,14 @@ def _encode_leaf(key: str, leaf: Any) -> tuple[np.ndarray, dict | None]:
     """The array stored for ``leaf`` and its metadata record (None if plain)."""
     weak = False
     if isinstance(leaf, jax.Array):
+        if not leaf.is_fully_addressable:
+            raise ValueError(
+                f"pax.save: leaf `{key}` is an array spread over the devices of "
+                f"several processes (not fully addressable from process "
+                f"{jax.process_index()}); pax.save writes one file from one "
+                "process. Save it with pax.checkpoint.Manager (Orbax), where "
+                "each process writes its own shards."
+            )
         if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             impl = _key_impl_name(leaf)
             if not _check_key_impl(impl, leaf.dtype):
@@ -524,12 +532,14 @@ def save(path: PathLike, tree: Any) -> None:
     all (e.g. ``chmod 444``) is refused even for root, who could write it.
 
     Every leaf is copied to host memory, so a tree sharded over several
-    devices is saved whole (single process).
+    devices is saved whole (single process). Arrays spread over several
+    processes are refused: save those with :class:`pax.checkpoint.Manager`.
 
     Raises:
       TypeError: for a leaf that is not an array or number, or whose dtype
         cannot be stored without pickle (object arrays, strings).
-      ValueError: if two leaves have the same key.
+      ValueError: if two leaves have the same key, or a leaf is not fully
+        addressable from this process (checked before writing).
       FileNotFoundError: if the directory of ``path`` does not exist.
       IsADirectoryError: if ``path`` is a directory.
       PermissionError: if ``path`` is a read-only file, or the directory is
