@@ -172,3 +172,13 @@ def test_non_array_value_is_a_type_error_naming_the_ema(eval_mode):
     ema = ema.eval() if eval_mode else ema
     with pytest.raises(TypeError, match=r"^EMA\(.*expected an array input, got str"):
         ema({"a": "not an array"}, update_stats=False if not eval_mode else None)
+
+
+def test_repr_of_a_tree_shows_shapes_not_values():
+    # found by the property suite: a dict initial_value printed its arrays in
+    # full in the repr, so in every error message naming the EMA
+    ema = pax.EMA({"w": jnp.arange(6.0).reshape(2, 3), "n": (jnp.ones(2),)}, 0.5)
+    text = repr(ema)
+    assert text.startswith("EMA(initial_value={'n': (float32[2],), 'w': float32[2, 3]}")
+    assert "Array" not in text and "5." not in text
+    assert repr(pax.EMA(jnp.zeros(2), 0.5)).startswith("EMA(initial_value=float32[2],")

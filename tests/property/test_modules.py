@@ -142,12 +142,14 @@ def check_result(case):
             if hasattr(a, "dtype")
         ]
         + [0.0]
+        + [TOL.get(jnp.dtype(case.precision), 0.0) if case.precision else 0.0]
     )
 
     # values computed independently (hand formulas with the module's arrays)
     if case.reference is not None:
-        for label, expected, actual in case.reference(module, new, out):
-            check_reference(expected, actual, f"{case}: {label}", floor)
+        for label, expected, actual, *dtype in case.reference(module, new, out):
+            tol = max([floor] + [TOL.get(jnp.dtype(d), 0.0) for d in dtype])
+            check_reference(expected, actual, f"{case}: {label}", tol)
     jit_new, jit_out = jax.jit(lambda m, *a: run(m, case, *a))(module, *case.args)
     assert_close(jit_out, out, f"{case}: jit output", floor)
     if case.train_stateful:
