@@ -366,7 +366,27 @@ def _format_value(value: Any) -> str:
         return getattr(value, "__name__", repr(value))
     if callable(value) and hasattr(value, "__name__"):
         return value.__name__
+    if isinstance(value, (list, tuple, dict)):
+        # a container of arrays (a template tree, say): shapes, not values
+        leaves = jax.tree_util.tree_leaves(value, is_leaf=is_module)
+        if any(_is_dynamic(x) for x in leaves):
+            return repr(
+                jax.tree_util.tree_map(
+                    lambda x: _Text(_format_value(x)) if _is_dynamic(x) else x,
+                    value,
+                    is_leaf=is_module,
+                )
+            )
     return repr(value)
+
+
+class _Text(str):
+    """A string whose repr is itself (a leaf in a formatted container)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
 
 
 _SKIP_REPR_ARGS = frozenset({"self", "rng_key"})

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from .._core.module import Module
+from ._moving_averages import stateful_call
 from ._utils import as_array, rng_key_or_next, who
 
 
@@ -106,5 +107,6 @@ class Dropout(Module):
         if not self.training or self.dropout_rate == 0.0:
             return x
         with jax.named_scope("pax.nn.Dropout"):
-            self.rng_key, key = jax.random.split(self.rng_key)
+            with stateful_call(self, "its rng key (`rng_key`)"):
+                self.rng_key, key = jax.random.split(self.rng_key)
             return dropout(key, self.dropout_rate, x, self.broadcast_dims)

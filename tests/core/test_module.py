@@ -424,3 +424,14 @@ def test_base_module_is_a_pytree():
     m = pax.Module()
     assert jax.tree_util.tree_leaves(m) == []
     assert type(jax.tree_util.tree_map(lambda x: x, m)) is pax.Module
+
+
+def test_repr_summarises_arrays_inside_container_arguments():
+    class Holder(pax.Module):
+        def __init__(self, tree, n=3):
+            super().__init__()
+            self.tree = tree
+
+    big = jnp.arange(1000.0).reshape(10, 100)
+    text = repr(Holder({"a": big, "b": [jnp.zeros(2, jnp.int32), "x"]}))
+    assert text == "Holder(tree={'a': float32[10, 100], 'b': [int32[2], 'x']}, n=3)"

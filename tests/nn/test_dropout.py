@@ -86,3 +86,12 @@ def test_integer_input_gives_float32_in_every_mode(dtype, key):
     assert y_eval.dtype == jnp.float32
     np.testing.assert_array_equal(y_eval, np.asarray(x, np.float32))
     assert pax.dropout(key, 0.0, x).dtype == jnp.float32
+
+
+def test_a_plain_training_call_names_the_dropout_and_the_fix():
+    drop = pax.Dropout(0.5, rng_key=jax.random.PRNGKey(0))
+    with pytest.raises(
+        pax.MutationError, match=r"^Dropout\(dropout_rate=0.5.*purecall"
+    ):
+        drop(jnp.ones(2))
+    assert bool((drop.eval()(jnp.ones(2)) == 1).all())
