@@ -9,6 +9,7 @@ from . import initializers as initializers
 from . import nets as nets
 from . import nn as nn
 from . import optim as optim
+from . import sharding as sharding
 from . import utils as utils
 from ._checkpoint import CheckpointError as CheckpointError
 from ._checkpoint import load as load
@@ -51,6 +52,7 @@ __all__ = [
     "initializers",
     "nets",
     "optim",
+    "sharding",
     "utils",
     "grad",
     "value_and_grad",
