@@ -13,6 +13,17 @@ devices with
 
     XLA_FLAGS=--xla_force_host_platform_device_count=8 python examples/resnet_digits.py
 
+Several processes (`jax.distributed`): the mesh spans every process' devices,
+each process reads only its own rows of every global batch
+(`jax.make_array_from_process_local_data`), BatchNorm statistics are still
+those of the global batch, `--ckpt-dir` saves with `pax.checkpoint.Manager`
+(Orbax, each process writes its own shards), and only process 0 prints:
+
+    python -m pax.launch -n 2 --devices-per-process 4 examples/resnet_digits.py
+
+`--mesh data=8` picks the mesh (its `data` axis splits the batch) and
+`--sharding fsdp` shards the parameters and Adam state over it.
+
     python examples/resnet_digits.py                      # ~1-2 min on 2 CPU cores
     python examples/resnet_digits.py --ckpt-dir /tmp/ckpt # resumable
     python examples/resnet_digits.py --smoke              # seconds, for tests
@@ -26,13 +37,15 @@ same). The last line printed is the final test accuracy.
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from sklearn.datasets import load_digits
 from tqdm import tqdm
@@ -98,14 +111,36 @@ def accuracy(model, x, y, batch_size: int = 512) -> float:
     return hits / len(x)
 
 
-def main(argv=None) -> float:
+def make_mesh(text: str | None) -> jax.sharding.Mesh:
+    """``--mesh data=8`` (default: one ``data`` axis over every device of
+    every process)."""
+    if not text:
+        return pax.sharding.make_mesh((jax.device_count(),), ("data",))
+    sizes, names = [], []
+    for item in text.split(","):
+        name, sep, size = item.partition("=")
+        if not sep or not size.strip().isdigit():
+            raise ValueError(f"--mesh: expected name=size[,name=size], got {text!r}")
+        names.append(name.strip())
+        sizes.append(int(size))
+    if "data" not in names or math.prod(sizes) != jax.device_count():
+        raise ValueError(
+            f"--mesh {text}: needs a 'data' axis and {jax.device_count()} devices "
+            f"in all ({jax.process_count()} process(es))"
+        )
+    return pax.sharding.make_mesh(sizes, names)
+
+
+def main(argv=None) -> float | None:
+    """Train and evaluate; returns the final test accuracy (None in processes
+    other than 0 of a multi-process run)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument(
         "--batch-size",
         type=int,
         default=64,
-        help="global batch, rounded up to a multiple of the device count",
+        help="global batch, rounded up to a multiple of the data axis' size",
     )
     parser.add_argument("--width", type=int, default=16, help="first group's channels")
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -116,44 +151,87 @@ def main(argv=None) -> float:
     parser.add_argument(
         "--smoke", action="store_true", help="2 short epochs on 512 images (tests)"
     )
+    parser.add_argument(
+        "--train-size", type=int, default=None, help="use only this many images"
+    )
+    parser.add_argument(
+        "--mesh", default=None, help="e.g. data=8 (default: data=<all devices>)"
+    )
+    parser.add_argument(
+        "--sharding",
+        choices=("dp", "fsdp"),
+        default="dp",
+        help="parameters replicated, or FSDP over the data axis",
+    )
+    parser.add_argument(
+        "--log-losses", default=None, help="write every step's loss here (JSON)"
+    )
+    pax.distributed.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.smoke:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(epochs=2, train_size=512)
+        args = parser.parse_args(argv)
+    # first, before anything creates JAX's devices
+    multi_process = pax.distributed.initialize_from_args(args)
+    main_process = jax.process_index() == 0
+    log = print if main_process else (lambda *a, **k: None)
 
     x_train, y_train, x_test, y_test = load_data(args.seed)
     epochs = args.epochs
-    if args.smoke:
-        x_train, y_train, epochs = x_train[:512], y_train[:512], 2
+    if args.train_size is not None:
+        x_train, y_train = x_train[: args.train_size], y_train[: args.train_size]
 
-    # one mesh axis over every local device; batches split along it
-    devices = jax.local_devices()
-    mesh = Mesh(np.array(devices), ("data",))
+    # a mesh over every device; batches split along its "data" axis
+    mesh = make_mesh(args.mesh)
+    rules = pax.sharding.fsdp_rules("data") if args.sharding == "fsdp" else []
     replicated = NamedSharding(mesh, P())
     batch_sharded = NamedSharding(mesh, P("data"))
-    n = len(devices)
+    n = mesh.shape["data"]
     batch_size = -(-args.batch_size // n) * n
-    print(f"{n} device(s), global batch {batch_size} ({batch_size // n} per device)")
+    log(f"{n} device(s), global batch {batch_size} ({batch_size // n} per device)")
+    rows = pax.distributed.process_rows(batch_sharded, batch_size)
 
-    model = make_model(args.seed, args.width)
+    def make_optimizer(model):
+        return pax.optim.from_optax(optax.adam(schedule), model.parameters())
+
     steps_per_epoch = len(x_train) // batch_size
     schedule = optax.cosine_decay_schedule(args.lr, epochs * steps_per_epoch)
-    optimizer = pax.optim.from_optax(optax.adam(schedule), model.parameters())
+    model = pax.sharding.init(
+        lambda: make_model(args.seed, args.width), mesh, rules, default=P()
+    )
+    model_shardings = pax.sharding.named_shardings(model, mesh, rules, default=P())
+    opt_shardings = pax.sharding.named_shardings(
+        jax.eval_shape(make_optimizer, model), mesh, rules, default=P()
+    )
+    optimizer = jax.jit(make_optimizer, out_shardings=opt_shardings)(model)
     update_fn = jax.jit(
         pax.utils.build_update_fn(loss_fn),
-        in_shardings=(replicated, replicated, batch_sharded, batch_sharded),
-        out_shardings=(replicated, replicated, replicated),
+        out_shardings=(model_shardings, opt_shardings, replicated),
     )
 
     start_epoch = 0
-    ckpt = None
-    if args.ckpt_dir:
+    ckpt = manager = None
+    if args.ckpt_dir and (multi_process or args.mesh or args.sharding != "dp"):
+        # sharded state: Orbax, each process writes its own shards
+        manager = pax.checkpoint.Manager(args.ckpt_dir, max_to_keep=2)
+        done = manager.latest_step()
+        if done is not None:
+            model, optimizer = manager.restore(done, (model, optimizer))
+            start_epoch = done
+            log(f"resumed from {args.ckpt_dir} after epoch {start_epoch}")
+    elif args.ckpt_dir:
         os.makedirs(args.ckpt_dir, exist_ok=True)
         ckpt = os.path.join(args.ckpt_dir, "resnet_digits.npz")
         if os.path.exists(ckpt):
             like = (model, optimizer, jnp.array(0))
             model, optimizer, done = pax.load(ckpt, like)
             start_epoch = int(done)
-            print(f"resumed from {ckpt} after epoch {start_epoch}")
-    model, optimizer = jax.device_put((model, optimizer), replicated)
+            log(f"resumed from {ckpt} after epoch {start_epoch}")
+            model, optimizer = jax.device_put(
+                (model, optimizer), (model_shardings, opt_shardings)
+            )
 
+    losses: list[float] = []
     for epoch in range(start_epoch, epochs):
         # the shuffle depends only on (seed, epoch): a resumed run sees the
         # same batches as an uninterrupted one
@@ -164,23 +242,45 @@ def main(argv=None) -> float:
         bar = tqdm(
             range(steps_per_epoch),
             desc=f"epoch {epoch + 1}/{epochs}",
-            disable=args.smoke,
+            disable=args.smoke or not main_process,
             leave=False,
         )
         for step in bar:
-            sl = slice(step * batch_size, (step + 1) * batch_size)
-            x, y = jax.device_put((images[sl], labels[sl]), batch_sharded)
+            # this process' rows of the global batch
+            lo = step * batch_size
+            sl = slice(lo + rows.start, lo + rows.stop)
+            x, y = (
+                jax.make_array_from_process_local_data(batch_sharded, a[sl], shape)
+                for a, shape in (
+                    (images, (batch_size, *images.shape[1:])),
+                    (labels, (batch_size,)),
+                )
+            )
             model, optimizer, loss = update_fn(model, optimizer, x, y)
+            if args.log_losses:
+                losses.append(float(loss))
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
-        acc = accuracy(model, x_test, y_test)
-        print(f"epoch {epoch + 1}: loss {float(loss):.4f}, test accuracy {acc:.4f}")
-        if ckpt:
+        local = pax.distributed.local_copy(model, mesh)  # for process 0 alone
+        if main_process:
+            acc = accuracy(local, x_test, y_test)
+            print(f"epoch {epoch + 1}: loss {float(loss):.4f}, test accuracy {acc:.4f}")
+        if manager is not None:
+            manager.save(epoch + 1, (model, optimizer))
+        elif ckpt:
             pax.save(ckpt, (model, optimizer, jnp.array(epoch + 1)))
+    if manager is not None:
+        manager.close()
+    if args.log_losses and main_process:
+        with open(args.log_losses, "w") as f:
+            json.dump({"start": start_epoch, "losses": losses}, f)
 
-    shards = {s.device for s in x.addressable_shards} if epochs > start_epoch else ()
-    print(f"last batch was split over {len(shards)} device(s)")
-    acc = accuracy(model, x_test, y_test)
+    shards = len(x.sharding.device_set) if epochs > start_epoch else 0
+    log(f"last batch was split over {shards} device(s)")
+    local = pax.distributed.local_copy(model, mesh)
+    if not main_process:
+        return None
+    acc = accuracy(local, x_test, y_test)
     print(f"final test accuracy: {acc:.4f}")
     return acc
 

@@ -16,6 +16,21 @@ the held-out bits per character next to the unigram-entropy baseline.
     python examples/transformer_lm.py            # ~5 min on 2 CPU cores
     python examples/transformer_lm.py --smoke    # seconds, for tests
 
+Sharded and multi-process mode (`--mesh`, or several processes): the model
+and Adam state are built born-sharded with `pax.sharding.init` on a mesh over
+every process' devices (`--sharding dp`: replicated, `fsdp`:
+`pax.sharding.fsdp_rules`, `tp`: Megatron `pax.sharding.transformer_rules`
+over the `model` axis); each process reads only its own rows of every global
+batch and assembles it with `jax.make_array_from_process_local_data`;
+`--ckpt-dir` saves with `pax.checkpoint.Manager` (Orbax; every process writes
+its own shards). Only process 0 prints, samples and writes `--log-losses`.
+Two processes with four CPU devices each, and the same run in one process:
+
+    python -m pax.launch -n 2 --devices-per-process 4 examples/transformer_lm.py \
+        --mesh data=4,model=2 --sharding tp
+    XLA_FLAGS=--xla_force_host_platform_device_count=8 JAX_PLATFORMS=cpu \
+        python examples/transformer_lm.py --mesh data=4,model=2 --sharding tp
+
 Measured with the defaults (model size 128, 4 heads, 2 layers, rotary, 1500
 steps of 16 x 128 bytes; 2 CPU cores shared with other work): 4 min 48 s in
 all, held-out 2.415 bits per character against a unigram baseline of 4.735
@@ -35,6 +50,7 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib.util
+import json
 import math
 import os
 import pathlib
@@ -43,6 +59,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm import tqdm
 
 import pax
@@ -134,7 +152,52 @@ def _generate(model, prompt_tokens, key, length, temperature):
     return tokens
 
 
-def main(argv=None) -> float:
+def parse_mesh(text: str) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """``"data=4,model=2"`` -> ``((4, 2), ("data", "model"))``."""
+    sizes, names = [], []
+    for item in text.split(","):
+        name, sep, size = item.partition("=")
+        if not sep or not name.strip() or not size.strip().isdigit():
+            raise ValueError(f"--mesh: expected name=size[,name=size], got {text!r}")
+        names.append(name.strip())
+        sizes.append(int(size))
+    return tuple(sizes), tuple(names)
+
+
+def make_mesh(text: str | None) -> jax.sharding.Mesh:
+    """The mesh of ``--mesh`` (default: one ``data`` axis over every device)."""
+    sizes, names = parse_mesh(text) if text else ((jax.device_count(),), ("data",))
+    if "data" not in names:
+        raise ValueError(f"--mesh: needs a 'data' axis, got {text!r}")
+    if math.prod(sizes) != jax.device_count():
+        raise ValueError(
+            f"--mesh {text}: {math.prod(sizes)} devices, but the run has "
+            f"{jax.device_count()} ({jax.process_count()} process(es))"
+        )
+    return pax.sharding.make_mesh(sizes, names)
+
+
+def sharding_rules(kind: str, mesh: jax.sharding.Mesh) -> list:
+    """The parameter rules of ``--sharding`` (unmatched leaves: replicated)."""
+    if kind == "dp":
+        return []
+    if kind == "fsdp":
+        return pax.sharding.fsdp_rules("data")
+    if "model" not in mesh.axis_names:
+        raise ValueError("--sharding tp: the mesh needs a 'model' axis")
+    return pax.sharding.transformer_rules("model")
+
+
+def write_losses(path: str | None, start: int, losses: list[float]) -> None:
+    """``{"start": first step, "losses": [...]}`` as JSON (process 0 only)."""
+    if path and jax.process_index() == 0:
+        with open(path, "w") as f:
+            json.dump({"start": start, "losses": losses}, f)
+
+
+def main(argv=None) -> float | None:
+    """Train, sample, evaluate; returns the held-out bits per character (None
+    in processes other than 0 of a multi-process run)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -149,59 +212,161 @@ def main(argv=None) -> float:
     parser.add_argument("--ckpt-dir", default=None, help="checkpoint here; resume")
     parser.add_argument("--ckpt-every", type=int, default=200)
     parser.add_argument(
+        "--stop-after",
+        type=int,
+        default=None,
+        help="stop (and checkpoint) after this step, as if interrupted",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="a tiny model for 30 steps (tests)"
     )
+    parser.add_argument(
+        "--mesh",
+        default=None,
+        help="sharded mode on this mesh, e.g. data=4,model=2 (all processes' "
+        "devices; default with several processes: data=<all devices>)",
+    )
+    parser.add_argument(
+        "--sharding",
+        choices=("dp", "fsdp", "tp"),
+        default="dp",
+        help="parameter layout in sharded mode: replicated, FSDP, or Megatron "
+        "tensor parallel over the 'model' axis",
+    )
+    parser.add_argument(
+        "--log-losses", default=None, help="write every step's loss here (JSON)"
+    )
+    parser.add_argument(
+        "--no-eval", action="store_true", help="skip the sample and held-out score"
+    )
+    pax.distributed.add_arguments(parser)
     args = parser.parse_args(argv)
-    if args.smoke:
-        args.steps, args.model_size, args.num_layers, args.seq_len = 30, 32, 2, 32
-        args.num_heads, args.ckpt_every = 2, 10
+    if args.smoke:  # smaller defaults; flags given explicitly still win
+        parser.set_defaults(
+            steps=30,
+            model_size=32,
+            num_layers=2,
+            seq_len=32,
+            num_heads=2,
+            ckpt_every=10,
+        )
+        args = parser.parse_args(argv)
+    # first, before anything creates JAX's devices
+    multi_process = pax.distributed.initialize_from_args(args)
+    sharded = multi_process or args.mesh is not None
+    main_process = jax.process_index() == 0
+    log = print if main_process else (lambda *a, **k: None)
 
     train = np.frombuffer(read_files(TRAIN_FILES), np.uint8).astype(np.int32)
     held_out = np.frombuffer(read_files(HELD_OUT_FILES), np.uint8).astype(np.int32)
     if args.smoke:
         held_out = held_out[: 16 * args.seq_len + 1]
-    print(f"train: {len(train):,} bytes; held-out: {len(held_out):,} bytes")
+    log(f"train: {len(train):,} bytes; held-out: {len(held_out):,} bytes")
 
-    model = pax.nets.TransformerLM(
-        256,
-        args.model_size,
-        args.num_heads,
-        args.num_layers,
-        max_length=args.seq_len,
-        dropout_rate=args.dropout,
-        positional=args.positional,
-        rng_key=jax.random.PRNGKey(args.seed),
-    )
+    def make_model():
+        return pax.nets.TransformerLM(
+            256,
+            args.model_size,
+            args.num_heads,
+            args.num_layers,
+            max_length=args.seq_len,
+            dropout_rate=args.dropout,
+            positional=args.positional,
+            rng_key=jax.random.PRNGKey(args.seed),
+        )
+
     warmup = min(100, args.steps // 10)
     schedule = optax.warmup_cosine_decay_schedule(
         0.0, args.lr, warmup, args.steps, 0.05 * args.lr
     )
     tx = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(schedule, b2=0.99))
-    optimizer = pax.optim.from_optax(tx, model.parameters())
-    update_fn = jax.jit(pax.utils.build_update_fn(loss_fn))
+
+    def make_optimizer(model):
+        return pax.optim.from_optax(tx, model.parameters())
+
+    if sharded:
+        mesh = make_mesh(args.mesh)
+        rules = sharding_rules(args.sharding, mesh)
+        replicated = NamedSharding(mesh, P())
+        batch_sharding = NamedSharding(mesh, P("data"))
+        model = pax.sharding.init(make_model, mesh, rules, default=P())
+        model_shardings = pax.sharding.named_shardings(model, mesh, rules, default=P())
+        opt_shardings = pax.sharding.named_shardings(
+            jax.eval_shape(make_optimizer, model), mesh, rules, default=P()
+        )
+        optimizer = jax.jit(make_optimizer, out_shardings=opt_shardings)(model)
+        update_fn = jax.jit(
+            pax.utils.build_update_fn(loss_fn),
+            out_shardings=(model_shardings, opt_shardings, replicated),
+        )
+        if args.batch_size % mesh.shape["data"]:
+            raise ValueError(
+                f"--batch-size {args.batch_size} is not divisible by the mesh's "
+                f"data axis ({mesh.shape['data']})"
+            )
+        rows = pax.distributed.process_rows(batch_sharding, args.batch_size)
+        log(
+            f"{jax.process_count()} process(es), mesh {dict(mesh.shape)}, "
+            f"sharding {args.sharding}; process 0 reads rows {rows.start}:"
+            f"{rows.stop} of each batch of {args.batch_size}"
+        )
+    else:
+        model = make_model()
+        optimizer = make_optimizer(model)
+        update_fn = jax.jit(pax.utils.build_update_fn(loss_fn))
+        rows = slice(0, args.batch_size)
 
     start = 0
-    ckpt = None
-    if args.ckpt_dir:
+    ckpt = manager = None
+    if args.ckpt_dir and sharded:
+        manager = pax.checkpoint.Manager(args.ckpt_dir, max_to_keep=2)
+        done = manager.latest_step()
+        if done is not None:
+            # restore into the layout of the freshly built (sharded) state
+            model, optimizer = manager.restore(done, (model, optimizer))
+            start = done
+            log(f"resumed from {args.ckpt_dir} at step {start}")
+    elif args.ckpt_dir:
         os.makedirs(args.ckpt_dir, exist_ok=True)
         ckpt = os.path.join(args.ckpt_dir, "transformer_lm.npz")
         if os.path.exists(ckpt):
             model, optimizer, done = pax.load(ckpt, (model, optimizer, jnp.array(0)))
             start = int(done)
-            print(f"resumed from {ckpt} at step {start}")
+            log(f"resumed from {ckpt} at step {start}")
 
-    bar = tqdm(range(start, args.steps), desc="training", disable=args.smoke)
+    end = args.steps if args.stop_after is None else min(args.steps, args.stop_after)
+    losses: list[float] = []
+    quiet = args.smoke or not main_process
+    bar = tqdm(range(start, end), desc="training", disable=quiet)
     for step in bar:
-        # batches depend only on (seed, step): a resumed run sees the same data
+        # batches depend only on (seed, step): a resumed run sees the same
+        # data; each process reads only its own rows of the global batch
         rng = np.random.default_rng((args.seed, step))
         starts = rng.integers(0, len(train) - args.seq_len - 1, args.batch_size)
-        batch = np.stack([train[s : s + args.seq_len + 1] for s in starts])
+        batch = np.stack([train[s : s + args.seq_len + 1] for s in starts[rows]])
+        if sharded:
+            batch = jax.make_array_from_process_local_data(
+                batch_sharding, batch, (args.batch_size, args.seq_len + 1)
+            )
         model, optimizer, loss = update_fn(model, optimizer, batch)
+        if args.log_losses:
+            losses.append(float(loss))
         if step % 20 == 0:
             bar.set_postfix(bpc=f"{float(loss) / math.log(2):.3f}", refresh=False)
-        if ckpt and ((step + 1) % args.ckpt_every == 0 or step + 1 == args.steps):
-            pax.save(ckpt, (model, optimizer, jnp.array(step + 1)))
+        last = step + 1 == end
+        if (step + 1) % args.ckpt_every == 0 or last:
+            if manager is not None:
+                manager.save(step + 1, (model, optimizer))
+            elif ckpt:
+                pax.save(ckpt, (model, optimizer, jnp.array(step + 1)))
+    write_losses(args.log_losses, start, losses)
+    if manager is not None:
+        manager.close()  # waits for the last asynchronous save
 
+    if sharded:  # every process takes part; then process 0 works alone
+        model = pax.distributed.local_copy(model, mesh)
+    if args.no_eval or not main_process:
+        return None
     print("sample:")
     print(sample(model, b"def ", 200 if not args.smoke else 20, jax.random.PRNGKey(1)))
     baseline = unigram_entropy_bits(train, held_out)

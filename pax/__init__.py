@@ -5,6 +5,7 @@ rng keys; there is no transform step. See README.md and DESIGN.md.
 """
 
 from . import checkpoint as checkpoint
+from . import distributed as distributed
 from . import initializers as initializers
 from . import nets as nets
 from . import nn as nn
@@ -49,6 +50,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     *nn.__all__,
     "checkpoint",
+    "distributed",
     "initializers",
     "nets",
     "optim",

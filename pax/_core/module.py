@@ -44,7 +44,19 @@ __all__ = [
 
 T = TypeVar("T", bound="Module")
 
-_ArrayImpl = type(jnp.zeros(()))  # the concrete array class, public route
+
+def _concrete_array_class() -> type:
+    """The class of concrete ``jax.Array`` s, found without creating an array:
+    creating one at import would start JAX's backend, after which
+    ``jax.distributed.initialize`` refuses to run (``import pax`` must come
+    first in multi-process scripts)."""
+    for cls in jax.Array.__subclasses__():
+        if cls.__name__ == "ArrayImpl" and cls.__module__.startswith("jaxlib"):
+            return cls
+    return type(jnp.zeros(()))  # pragma: no cover - another jaxlib layout
+
+
+_ArrayImpl = _concrete_array_class()  # the concrete array class
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 _STATIC_FAST = (str, int, float, bool, complex, type, type(None), bytes)
 
