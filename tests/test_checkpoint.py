@@ -842,11 +842,9 @@ def test_save_removes_temp_files_of_killed_saves_only(tmp_path):
         os.symlink(tmp_path / others[0], tmp_path / ".ckpt.bbbbbbbbbbbb.tmp")
         _age(tmp_path / temp)  # old, but its writer is alive and holds it
         pax.save(path, {"a": jnp.full(1000, 1.0), "b": jnp.zeros(1000)})
-        assert _temp_names(tmp_path, "ckpt") == [
-            temp,
-            ".ckpt.aaaaaaaaaaaa.tmp",
-            ".ckpt.bbbbbbbbbbbb.tmp",
-        ]
+        assert _temp_names(tmp_path, "ckpt") == sorted(
+            [temp, ".ckpt.aaaaaaaaaaaa.tmp", ".ckpt.bbbbbbbbbbbb.tmp"]
+        )
         writer.kill()  # SIGKILL: no cleanup runs
         writer.wait(timeout=30)
         assert writer.returncode == -signal.SIGKILL
