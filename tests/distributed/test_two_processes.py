@@ -21,6 +21,10 @@ import time
 import numpy as np
 import pytest
 
+# The module's subprocess fixture runs once per xdist worker: keep these
+# tests on one worker (`--dist loadgroup`, set in pyproject.toml).
+pytestmark = pytest.mark.xdist_group("two_processes")
+
 ROOT = pathlib.Path(__file__).parents[2]
 DRIVER = pathlib.Path(__file__).with_name("driver.py")
 TIMEOUT = 300

@@ -18,6 +18,10 @@ from jax.sharding import PartitionSpec as P
 
 import pax
 
+# The module's subprocess fixture runs once per xdist worker: keep these
+# tests on one worker (`--dist loadgroup`, set in pyproject.toml).
+pytestmark = pytest.mark.xdist_group("eight_devices")
+
 HERE = pathlib.Path(__file__).parent
 ROOT = HERE.parents[1]
 
