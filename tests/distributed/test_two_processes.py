@@ -21,9 +21,7 @@ import time
 import numpy as np
 import pytest
 
-# The module's subprocess fixture runs once per xdist worker: keep these
-# tests on one worker (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("two_processes")
+from tests.run_once import run_once
 
 ROOT = pathlib.Path(__file__).parents[2]
 DRIVER = pathlib.Path(__file__).with_name("driver.py")
@@ -56,9 +54,21 @@ def run(command, env, timeout=TIMEOUT):
     return proc.returncode, out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def runs(tmp_path_factory):
-    """Both launches, once: ``(output dir, 2-process output, 1-process output)``."""
+    """Both launches, once per test run (also under xdist, see
+    ``tests/run_once.py``): ``(output dir, 2-process output, 1-process
+    output)``."""
+
+    def launch():
+        out, two, one = _launch(tmp_path_factory)
+        return [str(out), two, one]
+
+    out, two, one = run_once(tmp_path_factory, "pax_two_processes", launch)
+    return pathlib.Path(out), two, one
+
+
+def _launch(tmp_path_factory):
     out = tmp_path_factory.mktemp("distributed")
     env = dict(os.environ)  # keeps the suite's XLA_FLAGS (-O0) for both runs
     env.pop("JAX_PLATFORMS", None)

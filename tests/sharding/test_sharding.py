@@ -17,10 +17,7 @@ from jax.sharding import AbstractMesh, AxisType
 from jax.sharding import PartitionSpec as P
 
 import pax
-
-# The module's subprocess fixture runs once per xdist worker: keep these
-# tests on one worker (`--dist loadgroup`, set in pyproject.toml).
-pytestmark = pytest.mark.xdist_group("eight_devices")
+from tests.run_once import run_once
 
 HERE = pathlib.Path(__file__).parent
 ROOT = HERE.parents[1]
@@ -408,9 +405,14 @@ CHECK_NAMES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def eight_device_results():
-    """Run every 8-device check in ONE subprocess; name -> 'ok' or the error."""
+@pytest.fixture(scope="session")
+def eight_device_results(tmp_path_factory):
+    """Run every 8-device check in ONE subprocess, once per test run (also
+    under xdist, see ``tests/run_once.py``); name -> 'ok' or the error."""
+    return run_once(tmp_path_factory, "pax_eight_devices", _run_eight_devices)
+
+
+def _run_eight_devices():
     env = dict(
         os.environ,
         XLA_FLAGS="--xla_force_host_platform_device_count=8 "
