@@ -19,12 +19,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..nn._pad import PadFn as PadFn
-from ..nn._pad import causal as causal
-from ..nn._pad import full as full
-from ..nn._pad import reverse_causal as reverse_causal
-from ..nn._pad import same as same
-from ..nn._pad import valid as valid
+from ..nn.pad import PadFn as PadFn
+from ..nn.pad import causal as causal
+from ..nn.pad import full as full
+from ..nn.pad import reverse_causal as reverse_causal
+from ..nn.pad import same as same
+from ..nn.pad import valid as valid
 from ._conv_utils import replicate
 
 __all__ = [

@@ -156,10 +156,16 @@ def test_building_modules_while_tracing_is_silent(recwarn):
 def test_the_warning_can_be_filtered():
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        warnings.filterwarnings("ignore", category=pax.TracedRngWarning)
-        jax.jit(lambda x: _dropout_with_global_key(x))(jnp.ones(8))
+    def traced_warnings(ignore):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            if ignore:
+                warnings.filterwarnings("ignore", category=pax.TracedRngWarning)
+            jax.jit(lambda x: _dropout_with_global_key(x))(jnp.ones(8))
+        return [w for w in caught if issubclass(w.category, pax.TracedRngWarning)]
+
+    assert len(traced_warnings(ignore=False)) == 1
+    assert traced_warnings(ignore=True) == []
 
 
 @pytest.mark.parametrize(

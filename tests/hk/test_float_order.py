@@ -56,7 +56,7 @@ def assert_trees_close(got: Any, expected: Any, what: str, rtol=1e-5, atol=1e-5)
         )
 
 
-def train_then_eval(
+def assert_train_then_eval_match_haiku(
     make: Callable[[Any], Callable],
     x: jax.Array,
     *,
@@ -130,7 +130,7 @@ def resnet18_depth(hk, resnet_v2=False):
     ids=["v1", "v2"],
 )
 def test_resnet18_depth_matches_haiku(resnet_v2):
-    results = train_then_eval(
+    results = assert_train_then_eval_match_haiku(
         lambda hk: resnet18_depth(hk, resnet_v2), image((2, 16, 16, 3))
     )
     assert results["pax"]["train"].shape == (2, 10)
@@ -147,7 +147,9 @@ def test_resnet18_depth_matches_haiku(resnet_v2):
 
 @pytest.mark.slow  # full width: ~30 s of compiling under both libraries
 def test_full_width_resnet18_matches_haiku():
-    train_then_eval(lambda hk: hk.nets.ResNet18(10), image((2, 16, 16, 3)))
+    assert_train_then_eval_match_haiku(
+        lambda hk: hk.nets.ResNet18(10), image((2, 16, 16, 3))
+    )
 
 
 def mobilenet_v1_depth(hk, **kw):
@@ -157,13 +159,15 @@ def mobilenet_v1_depth(hk, **kw):
 
 
 def test_mobilenet_v1_matches_haiku():
-    results = train_then_eval(mobilenet_v1_depth, image((2, 32, 32, 3)))
+    results = assert_train_then_eval_match_haiku(
+        mobilenet_v1_depth, image((2, 32, 32, 3))
+    )
     assert results["pax"]["train"].shape == (2, 10)
 
 
 @pytest.mark.slow  # full width: ~20 s of compiling under both libraries
 def test_full_width_mobilenet_v1_matches_haiku():
-    train_then_eval(
+    assert_train_then_eval_match_haiku(
         lambda hk: hk.nets.MobileNetV1(num_classes=10), image((2, 32, 32, 3))
     )
 
@@ -173,7 +177,7 @@ def test_mlp_matches_haiku():
         mlp = hk.nets.MLP([16, 16, 5], activation=jnp.tanh, activate_final=True)
         return lambda x, is_training: mlp(x)
 
-    train_then_eval(make, image((2, 7)))
+    assert_train_then_eval_match_haiku(make, image((2, 7)))
 
 
 @pytest.mark.parametrize("ema", [False, True], ids=["VectorQuantizer", "EMA"])
@@ -186,7 +190,7 @@ def test_vector_quantizers_match_haiku(ema):
         return lambda x, is_training: vq(x, is_training=is_training)
 
     x = image((2, 5, 4))
-    results = train_then_eval(make, x)
+    results = assert_train_then_eval_match_haiku(make, x)
     out = results["pax"]["train"]
     assert out["quantize"].shape == (2, 5, 4) and out["distances"].shape == (10, 6)
 
@@ -339,7 +343,7 @@ def test_layers_are_bit_identical_to_haiku(name):
 # -- native pax.nets.ResNet18 inside dm-haiku ------------------------------------
 
 
-def native_resnet_in_haiku(native, make_haiku, x, name=None):
+def assert_native_resnet_matches_haiku(native, make_haiku, x, name=None):
     """``native`` (perturbed) moved into dm-haiku with ``to_haiku_params``:
     training step, updated state and eval output as dm-haiku's."""
     params, state = phk.to_haiku_params(native, name=name)
@@ -374,7 +378,7 @@ def test_native_resnet18_depth_matches_haiku_via_to_haiku_params():
         initial_conv_config={"out_features": 8},
         rng_key=jax.random.PRNGKey(4),
     )
-    native_resnet_in_haiku(
+    assert_native_resnet_matches_haiku(
         native, resnet18_depth, image((2, 16, 16, 3)), name="res_net18"
     )
 
@@ -382,7 +386,7 @@ def test_native_resnet18_depth_matches_haiku_via_to_haiku_params():
 @pytest.mark.slow  # full-width ResNet-18, compiled natively and under dm-haiku
 def test_native_resnet18_matches_haiku_via_to_haiku_params():
     native = pax.nets.ResNet18(3, 10, rng_key=jax.random.PRNGKey(4))
-    native_resnet_in_haiku(
+    assert_native_resnet_matches_haiku(
         native, lambda hk: hk.nets.ResNet18(10), image((2, 16, 16, 3))
     )
 

@@ -204,7 +204,7 @@ def profile_name() -> str:
     return os.environ.get("HYPOTHESIS_PROFILE", "default")
 
 
-def run_family(family: str, profile: str):
+def assert_family_holds(family: str, profile: str):
     strategy, weight = FAMILIES[family]
     examples = math.ceil(weight * PER_WEIGHT.get(profile, PER_WEIGHT["thorough"]))
 
@@ -222,10 +222,10 @@ def run_family(family: str, profile: str):
 
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_family(family):
-    run_family(family, profile_name())
+    assert_family_holds(family, profile_name())
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_family_thorough(family):
-    run_family(family, "thorough")
+    assert_family_holds(family, "thorough")
