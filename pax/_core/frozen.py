@@ -187,14 +187,7 @@ def freeze(value: Any) -> Any:
     if t is set:
         return frozenset(value)
     if isinstance(value, tuple):
-        items = [freeze(x) for x in value]
-        if all(a is b for a, b in zip(items, value)):
-            return value
-        if t is tuple:
-            return tuple(items)
-        if hasattr(value, "_fields"):  # namedtuple
-            return t(*items)
-        return value
+        return _rebuild_tuple(value, [freeze(x) for x in value])
     if t is np.ndarray and value.flags.writeable:
         out = np.array(value, copy=True)
         out.flags.writeable = False
@@ -224,11 +217,17 @@ def thaw(value: Any) -> Any:
     if t is FrozenDict:
         return {k: thaw(v) for k, v in value.items()}
     if isinstance(value, tuple):
-        items = [thaw(x) for x in value]
-        if all(a is b for a, b in zip(items, value)):
-            return value
-        if t is tuple:
-            return tuple(items)
-        if hasattr(value, "_fields"):
-            return t(*items)
+        return _rebuild_tuple(value, [thaw(x) for x in value])
+    return value
+
+
+def _rebuild_tuple(value: tuple, items: list) -> tuple:
+    """``value`` with ``items``, or ``value`` itself when nothing changed (or
+    it is a tuple subclass other than a namedtuple, which is kept as is)."""
+    if all(a is b for a, b in zip(items, value)):
+        return value
+    if type(value) is tuple:
+        return tuple(items)
+    if hasattr(value, "_fields"):  # namedtuple
+        return type(value)(*items)
     return value

@@ -152,24 +152,6 @@ class EMA(Module):
         else:
             self.hidden = None
 
-    def __repr__(self) -> str:
-        # the initial value's structure, shapes and dtypes, never its values
-        # (a tree of weights would otherwise print in full in every error)
-        shown = jax.tree_util.tree_map(
-            lambda x: _LeafText(f"{np.dtype(x.dtype).name}{list(np.shape(x))}"),
-            self.averages,
-        )
-        parts = [
-            f"initial_value={shown!r}",
-            f"decay_rate={self.decay_rate}",
-            f"debias={self.debias}",
-            f"allow_int={self.allow_int}",
-            f"warmup_length={self.warmup_length}",
-        ]
-        if self.name is not None:
-            parts.append(f"name={self.name!r}")
-        return f"{type(self).__name__}({', '.join(parts)})"
-
     def __call__(self, value: Any, update_stats: bool | None = None) -> Any:
         """Update with ``value`` (same structure/shapes); return the new average.
 
