@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from .._core.module import Module
 from ._moving_averages import stateful_call
-from ._utils import as_array, rng_key_or_next, who
+from ._utils import as_array, float_result_dtype, rng_key_or_next, who
 
 
 def _check_rate(rate: float, owner: str) -> float:
@@ -42,7 +42,8 @@ def dropout(
     True
     """
     rate = _check_rate(dropout_rate, "pax.dropout")
-    x = as_floating(as_array(x, "pax.dropout"))
+    x = as_array(x, "pax.dropout")
+    x = x.astype(float_result_dtype(x))
     if rate == 0.0:
         return x
     keep_rate = 1.0 - rate
@@ -52,13 +53,6 @@ def dropout(
     keep = jax.random.bernoulli(rng_key, keep_rate, shape=tuple(shape))
     keep = jnp.broadcast_to(keep, x.shape)
     return jnp.where(keep, x / jnp.asarray(keep_rate, x.dtype), jnp.zeros_like(x))
-
-
-def as_floating(x: jax.Array) -> jax.Array:
-    """``x`` if floating, else ``x`` as float32."""
-    if jnp.issubdtype(x.dtype, jnp.inexact):
-        return x
-    return x.astype(jnp.float32)
 
 
 class Dropout(Module):
@@ -103,7 +97,8 @@ class Dropout(Module):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[...] -> [...]``: dropped in training mode, identity in eval mode."""
-        x = as_floating(as_array(x, who(self)))
+        x = as_array(x, who(self))
+        x = x.astype(float_result_dtype(x))
         if not self.training or self.dropout_rate == 0.0:
             return x
         with jax.named_scope("pax.nn.Dropout"):

@@ -29,7 +29,7 @@ import numpy as np
 from jax import lax
 
 from .._core.module import Module
-from ._utils import as_array, positive_int, who
+from ._utils import as_array, float_result_dtype, positive_int, who
 
 _PADDINGS = ("SAME", "VALID")
 
@@ -120,9 +120,8 @@ def _pool(
         else:
             init = np.array(-np.inf, x.dtype)
         return lax.reduce_window(x, init, lax.max, window, stride, padding)
-    if not jnp.issubdtype(x.dtype, jnp.inexact):
-        # sum integers (uint8 images: no overflow) and booleans in float32
-        x = x.astype(jnp.float32)
+    # sum integers (uint8 images: no overflow) and booleans in float32
+    x = x.astype(float_result_dtype(x))
     zero = np.array(0, x.dtype)
     total = lax.reduce_window(x, zero, lax.add, window, stride, padding)
     if padding == "VALID":
