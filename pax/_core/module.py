@@ -57,6 +57,7 @@ def _concrete_array_class() -> type:
 
 
 _ArrayImpl = _concrete_array_class()  # the concrete array class
+_new_object = object.__new__
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 _STATIC_FAST = (str, int, float, bool, complex, type, type(None), bytes)
 
@@ -211,12 +212,18 @@ class _Spec:
         "static",
         "mixed",
         "getter",
+        "children",
         "keys",
+        "make",
         "_hash",
+        "__weakref__",
     )
 
     def __init__(self, cls: type, kinds: dict, static: dict, mixed: dict):
         self.cls = cls
+        # ``make(children)`` builds an instance (the unflatten hot path); the
+        # first call compiles it for this spec's attribute layout.
+        self.make = self._first_make
         self.kinds = kinds
         self.child_names = tuple(n for n, k in kinds.items() if k != _STATIC)
         self.static = static
@@ -230,7 +237,10 @@ class _Spec:
         elif names:
             self.getter = operator.itemgetter(*names)
         else:
-            self.getter = lambda d: ()
+            self.getter = _no_children
+        # ``children(d)``: the child values of a ``__dict__``, as a tuple (the
+        # C-level itemgetter itself when no container is exploded)
+        self.children = self.getter or self._mixed_children
         keys = []
         for n in names:
             if n in mixed:
@@ -288,9 +298,7 @@ class _Spec:
         return _Spec(self.cls, kinds, static, mixed)
 
     # -- pytree hooks -----------------------------------------------------
-    def children(self, d: dict) -> tuple | list:
-        if self.getter is not None:
-            return self.getter(d)
+    def _mixed_children(self, d: dict) -> tuple:
         out = []
         mixed = self.mixed
         for n in self.child_names:
@@ -298,7 +306,29 @@ class _Spec:
                 out.extend(mixed[n].split(d[n]))
             else:
                 out.append(d[n])
-        return out
+        return tuple(out)
+
+    def _first_make(self, children) -> Module:
+        """Compile ``make`` for this spec, then build the first instance."""
+        if self.mixed:
+            self.make = self._make_mixed
+        else:
+            layout = tuple((n, k != _STATIC) for n, k in self.kinds.items())
+            factory = _MAKER_FACTORIES.get(layout)
+            if factory is None:
+                factory = _maker_factory(layout)
+                _MAKER_FACTORIES[layout] = factory
+            self.make = factory(
+                self, *(self.static[n] for n, child in layout if not child)
+            )
+        return self.make(children)
+
+    def _make_mixed(self, children) -> Module:
+        children = tuple(children)
+        obj = _new_object(self.cls)
+        _set_dict(obj, self.build_dict(children))
+        _set_flat(obj, (children, self))
+        return obj
 
     def build_dict(self, children) -> dict:
         d = self.static.copy()
@@ -341,31 +371,58 @@ class _Spec:
 # ---------------------------------------------------------------------------
 
 
-def _flatten(module: Module):
-    spec = _get_spec(module)
-    getter = spec.getter
-    if getter is not None:
-        return getter(module.__dict__), spec
-    return spec.children(module.__dict__), spec
+def _no_children(d: dict) -> tuple:
+    return ()
+
+
+# Flatten is a C-level attribute read: every module keeps its ``(children,
+# spec)`` pair in the ``_pax_flat`` slot, set whenever its ``__dict__`` or spec
+# changes (modules are immutable; a write inside ``pax.pure`` refreshes it), so
+# JAX's C++ pytree code flattens a module without running a Python frame.
+_flatten = operator.attrgetter("_pax_flat")
 
 
 def _flatten_with_keys(module: Module):
-    spec = _get_spec(module)
-    return list(zip(spec.keys, spec.children(module.__dict__))), spec
+    children, spec = _get_flat(module)
+    return list(zip(spec.keys, children)), spec
 
 
 def _unflatten(spec: _Spec, children) -> Module:
-    # Hot path (every jit call): no classification, no session slot (an unset
-    # session slot means "immutable", see `_session_of`).
-    obj = object.__new__(spec.cls)
-    if spec.getter is not None:
-        d = spec.static.copy()
-        d.update(zip(spec.child_names, children))
-    else:
-        d = spec.build_dict(children)
-    _set_dict(obj, d)
-    _set_spec(obj, spec)
-    return obj
+    # Hot path (every jit call): the spec's compiled ``make`` builds the
+    # instance with no classification, no lookups and no session slot (an
+    # unset session slot means "immutable", see `_session_of`).
+    return spec.make(children)
+
+
+# Compiled constructors, one per attribute layout: a tuple of (name, is_child)
+# in attribute order. The generated ``make(children)`` unpacks the children and
+# writes ``__dict__`` in one dict display, with static values bound as closure
+# variables of the spec it was made for.
+_MAKER_FACTORIES: dict[tuple, Callable] = {}
+
+
+def _maker_factory(layout: tuple) -> Callable:
+    statics = [f"s{i}" for i, (_, child) in enumerate(layout) if not child]
+    childs = [f"c{i}" for i, (_, child) in enumerate(layout) if child]
+    items = ", ".join(
+        f"{name!r}: {'c' if child else 's'}{i}"
+        for i, (name, child) in enumerate(layout)
+    )
+    unpack = f"        {', '.join(childs)}, = children\n" if childs else ""
+    src = (
+        f"def factory({', '.join(['spec', *statics])}):\n"
+        "    cls = spec.cls\n"
+        "    def make(children):\n"
+        "        obj = new(cls)\n"
+        f"{unpack}"
+        f"        set_dict(obj, {{{items}}})\n"
+        "        set_flat(obj, (children, spec))\n"
+        "        return obj\n"
+        "    return make\n"
+    )
+    namespace = {"new": _new_object, "set_dict": _set_dict, "set_flat": _set_flat}
+    exec(src, namespace)  # noqa: S102 - generated from attribute names (repr'd)
+    return namespace["factory"]
 
 
 def _format_value(value: Any) -> str:
@@ -661,7 +718,7 @@ class Module(metaclass=_ModuleMeta):
     (3,)
     """
 
-    __slots__ = ("__dict__", "__weakref__", "_pax_spec", "_pax_session")
+    __slots__ = ("__dict__", "__weakref__", "_pax_flat", "_pax_session")
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -675,27 +732,33 @@ class Module(metaclass=_ModuleMeta):
 
     # -- immutability -----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
-        session = _session_of(self)
+        try:
+            session = _get_session(self)
+        except AttributeError:  # never set: built by unflatten, immutable
+            session = None
         if session is _INIT:
             self.__dict__[name] = value
             return
         if session is None:
             raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
-        spec = _get_spec(self)
+        spec = _get_flat(self)[1]
         kind = spec.kinds.get(name)
-        if _is_array(value):
+        d = self.__dict__
+        if type(value) is _ArrayImpl or isinstance(value, _ARRAY_TYPES):
             if type(value) is np.ndarray:
                 value = freeze(value)
             if kind != _CHILD:
-                _set_spec(self, spec.with_attr(name, value))
-            self.__dict__[name] = value
-            if _is_tracer(value):
+                spec = spec.with_attr(name, value)
+            d[name] = value
+            _set_flat(self, (spec.children(d), spec))
+            if type(value) is not _ArrayImpl and isinstance(value, jax.Array):
                 session.record_tracer(self, name, value)
             return
         if not (kind == _CHILD and isinstance(value, Module)):
             value = freeze(value)
-            _set_spec(self, spec.with_attr(name, value))
-        self.__dict__[name] = value
+            spec = spec.with_attr(name, value)
+        d[name] = value
+        _set_flat(self, (spec.children(d), spec))
         # a tracer may hide anywhere inside (a container, a new submodule)
         for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
             if _is_tracer(leaf):
@@ -923,15 +986,31 @@ jax.tree_util.register_pytree_with_keys(
     Module, _flatten_with_keys, _unflatten, _flatten
 )
 
-_slot_spec = Module.__dict__["_pax_spec"]
+_slot_flat = Module.__dict__["_pax_flat"]
 _slot_session = Module.__dict__["_pax_session"]
-_get_spec = _slot_spec.__get__
-_set_spec = _slot_spec.__set__
+_get_flat = _slot_flat.__get__
+_set_flat = _slot_flat.__set__
 _get_session = _slot_session.__get__
 _set_session = _slot_session.__set__
-
-
 _set_dict = Module.__dict__["__dict__"].__set__
+
+
+def _get_spec(module: Module) -> _Spec | None:
+    """The module's spec (None while its ``__init__`` runs)."""
+    flat = _get_flat(module)
+    return None if flat is None else flat[1]
+
+
+def _set_spec(module: Module, spec: _Spec | None) -> None:
+    """Set the spec describing ``module.__dict__`` (set the dict first) and
+    the cached ``(children, spec)`` pair that flatten returns."""
+    _set_flat(module, None if spec is None else (spec.children(module.__dict__), spec))
+
+
+def _refresh(module: Module) -> None:
+    """Re-read the children after a write into ``__dict__`` (same spec)."""
+    spec = _get_flat(module)[1]
+    _set_flat(module, (spec.children(module.__dict__), spec))
 
 
 def _session_of(module: Module) -> Any:

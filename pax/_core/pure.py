@@ -8,20 +8,25 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import jax
+import numpy as np
 
 from .errors import LeakedTracerError
+from .frozen import FrozenDict, FrozenList
 from .module import (
     Module,
     _ArrayImpl,
-    _get_spec,
-    _is_array,
+    _get_flat,
+    _new_object,
     _set_dict,
+    _set_flat,
     _set_session,
-    _set_spec,
     is_module,
 )
 
 __all__ = ["pure", "purecall", "module_and_value"]
+
+# leaves that hold no module (returned as they are by `_Session.copy`)
+_LEAF_TYPES = (jax.Array, np.ndarray, np.generic, str, int, float, complex, bool)
 
 F = TypeVar("F", bound=Callable[..., Any])
 M = TypeVar("M", bound=Module)
@@ -39,9 +44,11 @@ class _Session:
 
     def __init__(self):
         self.modules: list[Module] = []
-        self.tracers: list[tuple[Module, str, Any]] = []
+        self.tracers: list[tuple[Module, str, Any]] | None = None
 
     def record_tracer(self, module: Module, name: str, value: Any) -> None:
+        if self.tracers is None:
+            self.tracers = []
         self.tracers.append((module, name, value))
 
     def copy(self, tree: Any) -> Any:
@@ -49,25 +56,46 @@ class _Session:
 
         Arrays are shared (they are immutable); modules and the containers
         holding them are rebuilt, and each module copy is marked mutable.
+        Plain tuples, lists and dicts (frozen or not) are walked directly;
+        other pytrees go through ``tree_map``.
         """
+        t = type(tree)
+        if t is _ArrayImpl or tree is None:
+            return tree
+        if isinstance(tree, Module):
+            return self._copy_module(tree)
+        if t is tuple or t is list or t is FrozenList:
+            items = [self.copy(x) for x in tree]
+            if all(a is b for a, b in zip(items, tree)):
+                return tree
+            return t(items)
+        if t is dict or t is FrozenDict:
+            items = {k: self.copy(v) for k, v in tree.items()}
+            if all(items[k] is v for k, v in tree.items()):
+                return tree
+            return t(items)
+        if isinstance(tree, _LEAF_TYPES):
+            return tree
         return jax.tree_util.tree_map(self._copy_leaf, tree, is_leaf=is_module)
 
     def _copy_leaf(self, x: Any) -> Any:
         return self._copy_module(x) if isinstance(x, Module) else x
 
     def _copy_module(self, module: Module) -> Module:
+        flat = _get_flat(module)
+        spec = flat[1]
         d = module.__dict__.copy()
-        for name in _get_spec(module).child_names:
+        changed = False
+        for name in spec.child_names:
             value = d[name]
-            if type(value) is _ArrayImpl:
-                continue
-            if isinstance(value, Module):
-                d[name] = self._copy_module(value)
-            elif not _is_array(value):
-                d[name] = self.copy(value)
-        obj = object.__new__(type(module))
+            if type(value) is not _ArrayImpl:
+                new = self.copy(value)
+                if new is not value:
+                    d[name] = new
+                    changed = True
+        obj = _new_object(type(module))
         _set_dict(obj, d)
-        _set_spec(obj, _get_spec(module))
+        _set_flat(obj, (spec.children(d), spec) if changed else flat)
         _set_session(obj, self)
         self.modules.append(obj)
         return obj
@@ -169,7 +197,23 @@ def purecall(module: M, *args: Any, **kwargs: Any) -> tuple[M, Any]:
             f"pax.purecall expects a pax.Module as first argument, got "
             f"{type(module).__name__}."
         )
-    return _call_on_copy(module, None, args, kwargs)
+    # `pure` applied to `lambda m, *a, **k: (m, m(*a, **k))`, without the
+    # generic argument walk: the module is copied directly.
+    session = _Session()
+    copy = session._copy_module(module)
+    for a in args:
+        if type(a) is not _ArrayImpl:
+            args = session.copy(args)
+            break
+    if kwargs:
+        kwargs = session.copy(kwargs)
+    try:
+        out = copy(*args, **kwargs)
+    finally:
+        session.close()
+    if session.tracers:
+        session.check_tracers()
+    return copy, out
 
 
 def module_and_value(func: Callable[..., Any]) -> Callable[..., tuple[Any, Any]]:
