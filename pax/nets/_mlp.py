@@ -106,23 +106,23 @@ class MLP(Module):
         ``activate_final``) in training mode, using ``rng_key`` (required
         then); in eval mode the rate is ignored and no key is needed.
         """
-        owner = who(self)
-        x = as_array(x, owner)
-        if x.ndim < 1 or x.shape[-1] != self.in_dim:
+        x = as_array(x, self)
+        shape = x.shape
+        if not shape or shape[-1] != self.in_dim:
             raise ValueError(
-                f"{owner}: expected input with last dimension {self.in_dim}, "
-                f"got shape {x.shape}"
+                f"{who(self)}: expected input with last dimension {self.in_dim}, "
+                f"got shape {shape}"
             )
         use_dropout = dropout_rate is not None and self.training
         if use_dropout and rng_key is None:
             raise ValueError(
-                f"{owner}: dropout in training mode needs a key: "
+                f"{who(self)}: dropout in training mode needs a key: "
                 "call mlp(x, dropout_rate, rng_key)"
             )
         if dropout_rate is None and rng_key is not None:
             raise ValueError(
-                f"{owner}: `rng_key` is only used with `dropout_rate`; pass both "
-                "or neither"
+                f"{who(self)}: `rng_key` is only used with `dropout_rate`; pass "
+                "both or neither"
             )
         keys = jax.random.split(rng_key, len(self.layers)) if use_dropout else None
         last = len(self.layers) - 1

@@ -8,7 +8,9 @@ explicit, so parameters exist as soon as the module is built.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,7 @@ from ._utils import (
     as_array,
     check_rank,
     compute_dtype,
+    init_keys,
     positive_int,
     replicate,
     rng_key_or_next,
@@ -60,17 +63,23 @@ def dimension_numbers(
 
 
 def check_conv_input(
-    x, n: int, in_features: int, channels_last: bool, owner: str
+    x, n: int, in_features: int, channels_last: bool, owner: Any
 ) -> jax.Array:
-    """Check rank (``n + 1`` unbatched or ``n + 2``) and channel count of ``x``."""
+    """Check rank (``n + 1`` unbatched or ``n + 2``) and channel count of ``x``.
+
+    ``owner`` names the module in errors: a string, or the module itself
+    (named only when an error is raised)."""
     x = as_array(x, owner)
-    layout = "channels-last" if channels_last else "channels-first"
-    check_rank(x, (n + 1, n + 2), owner, f"{layout} input")
-    axis = -1 if channels_last else x.ndim - n - 1
-    if x.shape[axis] != in_features:
+    shape = x.shape
+    ndim = len(shape)
+    if ndim != n + 1 and ndim != n + 2:
+        layout = "channels-last" if channels_last else "channels-first"
+        check_rank(x, (n + 1, n + 2), owner, f"{layout} input")
+    axis = -1 if channels_last else ndim - n - 1
+    if shape[axis] != in_features:
         raise ValueError(
-            f"{owner}: expected input with {in_features} channels on axis {axis}, "
-            f"got shape {tuple(x.shape)}"
+            f"{who(owner)}: expected input with {in_features} channels on "
+            f"axis {axis}, got shape {tuple(shape)}"
         )
     return x
 
@@ -99,19 +108,21 @@ class _ConvBase(Module):
                 )
         self.mask = mask
         self.with_bias = bool(with_bias)
-        w_key, b_key = jax.random.split(rng_key_or_next(key))
         if w_init is None:
             w_init = TruncatedNormal(stddev=1.0 / np.sqrt(fan_in))
+        b_init = zeros if b_init is None else b_init
+        w_key, b_key = init_keys(
+            rng_key_or_next(key), (w_init, b_init if self.with_bias else None)
+        )
         self.weight = w_init(w_key, shape, jnp.float32)
         if self.with_bias:
-            b_init = zeros if b_init is None else b_init
             self.bias = b_init(b_key, (self.out_features,), jnp.float32)
         else:
             self.bias = None
 
     def _prepare(self, x):
         n = self.num_spatial_dims
-        x = check_conv_input(x, n, self.in_features, self.channels_last, who(self))
+        x = check_conv_input(x, n, self.in_features, self.channels_last, self)
         unbatched = x.ndim == n + 1
         if unbatched:
             x = x[None]
@@ -222,21 +233,55 @@ class ConvND(_ConvBase):
         self, x: jax.Array, *, precision: jax.lax.Precision | None = None
     ) -> jax.Array:
         """``[N, *spatial, C] -> [N, *spatial', O]`` (or channels first)."""
-        with jax.named_scope(f"pax.nn.{type(self).__name__}"):
-            x, w, unbatched = self._prepare(x)
-            y = jax.lax.conv_general_dilated(
-                x,
-                w,
-                window_strides=self.stride,
-                padding=self.padding,
-                rhs_dilation=self.rate,
-                dimension_numbers=dimension_numbers(
-                    self.num_spatial_dims, self.channels_last, transpose=False
-                ),
-                feature_group_count=self.feature_group_count,
-                precision=precision,
-            )
-            return self._finish(y, unbatched)
+        n = self.num_spatial_dims
+        x = check_conv_input(x, n, self.in_features, self.channels_last, self)
+        if isinstance(precision, list):  # lax takes a pair as a list too
+            precision = tuple(precision)
+        config = (
+            type(self).__name__,
+            n,
+            self.channels_last,
+            self.stride,
+            self.padding,
+            self.rate,
+            self.feature_group_count,
+            precision,
+        )
+        return _conv(x, self.weight, self.bias, self.mask, config)
+
+
+@functools.partial(jax.jit, static_argnums=4, inline=True)
+def _conv(x, weight, bias, mask, config):
+    """``ConvND``'s math; ``config`` holds the module's hashable settings.
+
+    Jitted, so that an eager call is one dispatch (batch axis, casts, mask,
+    convolution and bias compile together, traced once per shape, dtype and
+    config); ``inline`` puts the same operations into an enclosing trace."""
+    name, n, channels_last, stride, padding, rate, groups, precision = config
+    with jax.named_scope(f"pax.nn.{name}"):
+        unbatched = x.ndim == n + 1
+        if unbatched:
+            x = x[None]
+        dtype = compute_dtype(x, weight)
+        w = weight.astype(dtype)
+        if mask is not None:
+            w = w * mask.astype(dtype)
+        y = jax.lax.conv_general_dilated(
+            x.astype(dtype),
+            w,
+            window_strides=stride,
+            padding=padding,
+            rhs_dilation=rate,
+            dimension_numbers=dimension_numbers(n, channels_last, transpose=False),
+            feature_group_count=groups,
+            precision=precision,
+        )
+        if bias is not None:
+            b = bias.astype(dtype)
+            if not channels_last:
+                b = b.reshape((-1,) + (1,) * n)
+            y = y + jnp.broadcast_to(b, y.shape)
+        return y[0] if unbatched else y
 
 
 class Conv1D(ConvND):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import jax
@@ -10,7 +11,14 @@ import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer, TruncatedNormal, zeros
-from ._utils import as_array, compute_dtype, positive_int, rng_key_or_next, who
+from ._utils import (
+    as_array,
+    compute_dtype,
+    init_keys,
+    positive_int,
+    rng_key_or_next,
+    who,
+)
 
 
 class Linear(Module):
@@ -56,30 +64,42 @@ class Linear(Module):
         self.in_dim = positive_int(in_dim, "in_dim", owner)
         self.out_dim = positive_int(out_dim, "out_dim", owner)
         self.with_bias = bool(with_bias)
-        w_key, b_key = jax.random.split(rng_key_or_next(rng_key))
         if w_init is None:
             w_init = TruncatedNormal(stddev=1.0 / np.sqrt(self.in_dim))
+        b_init = zeros if b_init is None else b_init
+        w_key, b_key = init_keys(
+            rng_key_or_next(rng_key), (w_init, b_init if self.with_bias else None)
+        )
         self.weight = w_init(w_key, (self.in_dim, self.out_dim), jnp.float32)
         if self.with_bias:
-            b_init = zeros if b_init is None else b_init
             self.bias = b_init(b_key, (self.out_dim,), jnp.float32)
         else:
             self.bias = None
 
     def __call__(self, x: jax.Array, *, precision=None) -> jax.Array:
         """``[..., in_dim] -> [..., out_dim]``."""
-        x = as_array(x, who(self))
-        if x.ndim < 1 or x.shape[-1] != self.in_dim:
+        x = as_array(x, self)
+        shape = x.shape
+        if not shape or shape[-1] != self.in_dim:
             raise ValueError(
                 f"{who(self)}: expected input with last dimension {self.in_dim}, "
-                f"got shape {tuple(x.shape)}"
+                f"got shape {tuple(shape)}"
             )
-        with jax.named_scope("pax.nn.Linear"):
-            dtype = compute_dtype(x, self.weight)
-            y = jnp.dot(x.astype(dtype), self.weight.astype(dtype), precision=precision)
-            if self.bias is not None:
-                y = y + jnp.broadcast_to(self.bias.astype(dtype), y.shape)
-            return y
+        return _linear(x, self.weight, self.bias, precision)
+
+
+@functools.partial(jax.jit, static_argnums=3, inline=True)
+def _linear(x, weight, bias, precision):
+    """``Linear``'s math. Jitted, so that an eager call is one dispatch (the
+    casts, the product and the bias add compile together, traced once per
+    shape and dtype); ``inline`` puts the same operations into an enclosing
+    trace, so ``jit``/``grad``/``vmap`` of a model see no extra call."""
+    with jax.named_scope("pax.nn.Linear"):
+        dtype = compute_dtype(x, weight)
+        y = jnp.dot(x.astype(dtype), weight.astype(dtype), precision=precision)
+        if bias is not None:
+            y = y + jnp.broadcast_to(bias.astype(dtype), y.shape)
+        return y
 
 
 def bias_shape(input_shape: Sequence[int], bias_dims: Sequence[int] | None):
@@ -160,16 +180,23 @@ class Bias(Module):
 
     def __call__(self, x: jax.Array, multiplier: jax.Array | None = None) -> jax.Array:
         """``[..., *output_size] -> [..., *output_size]``; ``x + multiplier * bias``."""
-        x = as_array(x, who(self))
+        x = as_array(x, self)
+        shape = x.shape
         n = len(self.output_size)
-        if x.ndim < n or tuple(x.shape[x.ndim - n :]) != self.output_size:
+        if len(shape) < n or shape[len(shape) - n :] != self.output_size:
             raise ValueError(
                 f"{who(self)}: expected input whose trailing shape is "
-                f"{self.output_size}, got shape {tuple(x.shape)}"
+                f"{self.output_size}, got shape {tuple(shape)}"
             )
-        with jax.named_scope("pax.nn.Bias"):
-            dtype = compute_dtype(x, self.bias)
-            b = jnp.broadcast_to(self.bias.astype(dtype), x.shape)
-            if multiplier is not None:
-                b = b * multiplier
-            return x.astype(dtype) + b
+        return _bias(x, self.bias, multiplier)
+
+
+@functools.partial(jax.jit, inline=True)
+def _bias(x, bias, multiplier):
+    """``Bias``'s math, one dispatch when eager (see ``_linear``)."""
+    with jax.named_scope("pax.nn.Bias"):
+        dtype = compute_dtype(x, bias)
+        b = jnp.broadcast_to(bias.astype(dtype), x.shape)
+        if multiplier is not None:
+            b = b * multiplier
+        return x.astype(dtype) + b

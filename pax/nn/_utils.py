@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,13 +14,38 @@ from .._core.rng import next_rng_key
 
 
 def who(module: Any) -> str:
-    """How an error names a module: its repr, e.g. ``Linear(in_dim=3, ...)``."""
-    return repr(module)
+    """How an error names a module: its repr, e.g. ``Linear(in_dim=3, ...)``.
+
+    A string is taken as the name itself, so helpers may be given either the
+    module (and name it only when they raise) or a ready-made name."""
+    return module if isinstance(module, str) else repr(module)
 
 
 def rng_key_or_next(rng_key: jax.Array | None) -> jax.Array:
     """``rng_key`` if given, else the next key of the global sequence."""
     return next_rng_key() if rng_key is None else rng_key
+
+
+@functools.partial(jax.jit, static_argnums=1, inline=True)
+def _split_to_tuple(rng_key: jax.Array, num: int) -> tuple[jax.Array, ...]:
+    return tuple(jax.random.split(rng_key, num))
+
+
+def split_key(rng_key: jax.Array, num: int = 2) -> tuple[jax.Array, ...]:
+    """``tuple(jax.random.split(rng_key, num))``, the same keys, in one
+    dispatch when eager (not a split and then one slicing op per key)."""
+    return _split_to_tuple(rng_key, num)
+
+
+def init_keys(rng_key: jax.Array, inits: Sequence[Any]) -> tuple[jax.Array, ...]:
+    """One key per initializer, ``split_key(rng_key, len(inits))``; when every
+    initializer is None or a :class:`pax.initializers.Constant` (which ignores
+    its key) nothing is split and ``rng_key`` stands for all of them."""
+    from ..initializers import Constant
+
+    if all(i is None or type(i) is Constant for i in inits):
+        return (rng_key,) * len(inits)
+    return split_key(rng_key, len(inits))
 
 
 def _got(value: Any) -> str:
@@ -143,33 +169,40 @@ def compute_dtype(x: jax.Array, param: jax.Array) -> Any:
     return param.dtype
 
 
-def check_rank(x: jax.Array, allowed: Sequence[int], owner: str, what: str) -> None:
-    """Raise ``ValueError`` unless ``x.ndim`` is one of ``allowed``."""
+def check_rank(x: jax.Array, allowed: Sequence[int], owner: Any, what: str) -> None:
+    """Raise ``ValueError`` unless ``x.ndim`` is one of ``allowed``; ``owner``
+    is the module or its name (see :func:`who`)."""
     if x.ndim not in allowed:
         ranks = " or ".join(str(r) for r in allowed)
         raise ValueError(
-            f"{owner}: expected {what} of rank {ranks}, got shape {tuple(x.shape)}"
+            f"{who(owner)}: expected {what} of rank {ranks}, got shape {tuple(x.shape)}"
         )
 
 
-def as_array(x: Any, owner: str) -> jax.Array:
+def as_array(x: Any, owner: Any) -> jax.Array:
     """``jnp.asarray(x)`` with a clear error for non-array input.
 
-    ``None``, strings, and nested sequences that are not numbers raise a
-    ``TypeError`` naming ``owner``:
+    A JAX array (or tracer) is returned as it is, at no cost. ``None``,
+    strings, and nested sequences that are not numbers raise a ``TypeError``
+    naming ``owner``: the module (named by :func:`who` only when the error is
+    raised, so callers need not build the name on every call) or its name:
 
     >>> as_array(None, "Linear(in_dim=3, out_dim=4)")
     Traceback (most recent call last):
     ...
     TypeError: Linear(in_dim=3, out_dim=4): expected an array input, got NoneType
     """
+    if isinstance(x, jax.Array):
+        return x
     if x is None or isinstance(x, (str, bytes)):
-        raise TypeError(f"{owner}: expected an array input, got {type(x).__name__}")
+        raise TypeError(
+            f"{who(owner)}: expected an array input, got {type(x).__name__}"
+        )
     try:
         return jnp.asarray(x)
     except (TypeError, ValueError) as e:
         raise TypeError(
-            f"{owner}: expected an array input, got {type(x).__name__} ({e})"
+            f"{who(owner)}: expected an array input, got {type(x).__name__} ({e})"
         ) from e
 
 
@@ -261,9 +294,10 @@ def init_affine(
     module.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
     module.create_scale = bool(create_scale)
     module.create_offset = bool(create_offset)
-    s_key, o_key = jax.random.split(rng_key_or_next(rng_key))
+    rng_key = rng_key_or_next(rng_key)
+    scale_init = (scale_init or ones) if create_scale else None
+    offset_init = (offset_init or zeros) if create_offset else None
+    s_key, o_key = init_keys(rng_key, (scale_init, offset_init))
     c = (module.num_channels,)
-    module.scale = (scale_init or ones)(s_key, c, jnp.float32) if create_scale else None
-    module.offset = (
-        (offset_init or zeros)(o_key, c, jnp.float32) if create_offset else None
-    )
+    module.scale = None if scale_init is None else scale_init(s_key, c, jnp.float32)
+    module.offset = None if offset_init is None else offset_init(o_key, c, jnp.float32)

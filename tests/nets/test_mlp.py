@@ -8,6 +8,7 @@ import pytest
 
 import pax
 from pax.nets._mlp import MLP
+from tests.programs import count_programs
 
 
 def hand_mlp(mlp, x, activate_final=False, activation=np.tanh, masks=None):
@@ -111,3 +112,33 @@ def test_mlp_errors(key):
     mlp = MLP(3, [4], rng_key=key)
     with pytest.raises(ValueError, match=r"MLP\(in_dim=3.*last dimension 3.*\(2, 5\)"):
         mlp(jnp.ones((2, 5)))
+
+
+def test_eager_mlp_is_one_program_per_layer_and_activation(key):
+    # issue 17: each layer dispatched three programs (dot, bias broadcast,
+    # add); now one, plus one per activation. Odd sizes: not compiled before.
+    mlp = MLP(11, [17, 19, 23], activation=jnp.tanh, rng_key=key)
+    x = jax.device_put(np.random.default_rng(0).standard_normal((3, 11), np.float32))
+    with count_programs() as n:
+        y = mlp(x)
+    assert n() <= 3 + 2
+    with count_programs() as n:
+        mlp(x)
+    assert n() == 0
+    np.testing.assert_allclose(y, hand_mlp(mlp, x), rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_errors_on_every_call_after_a_good_one(key):
+    mlp = MLP(3, [4, 2], rng_key=key)
+    mlp(jnp.ones((2, 3)))
+    for _ in range(2):
+        with pytest.raises(
+            ValueError, match=r"MLP\(in_dim=3.*last dimension 3.*\(2, 5\)"
+        ):
+            mlp(jnp.ones((2, 5)))
+        with pytest.raises(ValueError, match=r"MLP\(in_dim=3.*needs a key"):
+            mlp(jnp.ones((2, 3)), dropout_rate=0.5)
+        with pytest.raises(ValueError, match=r"MLP\(in_dim=3.*pass both or neither"):
+            mlp(jnp.ones((2, 3)), rng_key=key)
+        with pytest.raises(TypeError, match=r"MLP\(in_dim=3.*expected an array"):
+            mlp(None)

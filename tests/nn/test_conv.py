@@ -15,8 +15,10 @@ from pax.nn import (
     Conv3DTranspose,
     ConvND,
     ConvNDTranspose,
+    DepthwiseConv2D,
 )
 from pax.nn.pad import causal, full, same
+from tests.programs import count_programs
 
 
 # jax.random compiles anew for every shape, which dominates the run time of
@@ -531,3 +533,60 @@ def test_signatures_keep_the_seed_order(key):
     conv = Conv2D(2, 3, 3, 1, 1, "VALID", False, W_INIT, None, "NCHW", rng_key=key)
     assert conv.padding == "VALID" and conv.bias is None and not conv.channels_last
     assert repr(up).startswith("Conv1DTranspose(in_features=2, out_features=3,")
+
+
+def test_eager_conv_call_is_one_program(key):
+    # issue 17: an eager call dispatched up to five programs (batch axis,
+    # mask product, convolution, bias broadcast and add, unbatching); now one,
+    # reused by a repeated call. Odd sizes: no other test compiled them.
+    mask = np.random.default_rng(1).integers(0, 2, (3, 5, 7)).astype(np.float32)
+    cases = [
+        (Conv2D(5, 7, 3, w_init=W_INIT, rng_key=key), (3, 9, 9, 5)),
+        (Conv2D(5, 7, 3, w_init=W_INIT, rng_key=key), (9, 9, 5)),  # unbatched
+        (Conv1D(5, 7, 3, data_format="NCW", mask=mask, rng_key=key), (5, 11)),
+        (Conv3D(5, 7, 2, stride=2, with_bias=False, rng_key=key), (1, 6, 6, 6, 5)),
+        (DepthwiseConv2D(5, 3, 3, rng_key=key), (3, 9, 9, 5)),
+    ]
+    for conv, shape in cases:
+        x = jax.device_put(np.ones(shape, np.float32))
+        with count_programs() as n:
+            conv(x)
+        assert n() <= 1, conv
+        with count_programs() as n:
+            conv(x)
+        assert n() == 0, conv
+    conv, shape = cases[2]  # channels first, masked, unbatched: against lax
+    x = normal(3, shape)
+    b = np.asarray(conv.bias)[:, None]
+    y = jax.lax.conv_general_dilated(
+        x[None], conv.weight * mask, (1,), "SAME", dimension_numbers=LAX_SPECS[1, False]
+    )[0]
+    np.testing.assert_allclose(conv(x), np.asarray(y) + b, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_errors_on_every_call_after_a_good_one(key):
+    conv = Conv2D(3, 4, 3, w_init=W_INIT, rng_key=key)
+    conv(jnp.ones((2, 8, 8, 3)))
+    for _ in range(2):
+        with pytest.raises(
+            ValueError,
+            match=r"^Conv2D\(in_features=3, out_features=4, .*\): expected input "
+            r"with 3 channels on axis -1, got shape \(2, 8, 8, 5\)",
+        ):
+            conv(jnp.ones((2, 8, 8, 5)))
+        with pytest.raises(
+            ValueError,
+            match=r"^Conv2D\(in_features=3.*\): expected channels-last input of rank "
+            r"3 or 4, got shape \(8, 8\)",
+        ):
+            conv(jnp.ones((8, 8)))
+        with pytest.raises(TypeError, match=r"^Conv2D\(.*expected an array input"):
+            conv(None)
+
+
+def test_conv_precision_may_be_a_pair_in_a_list_or_tuple(key):
+    conv = Conv2D(3, 4, 3, w_init=W_INIT, rng_key=key)
+    x = normal(0, (1, 5, 5, 3))
+    expected = conv(x, precision="highest")
+    for precision in (["highest", "highest"], ("highest", "highest")):
+        np.testing.assert_allclose(conv(x, precision=precision), expected, rtol=1e-6)

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import pax
+from tests.programs import count_programs
 
 
 def test_linear_matches_hand_formula(key):
@@ -117,3 +118,85 @@ def test_non_array_input_is_a_type_error_naming_the_layer(bad, words):
         fc(bad)
     with pytest.raises(TypeError, match=words):
         pax.Bias(3)(bad)
+
+
+# -- eager calls: one program, same errors, same traced operations (issue 17) --
+
+
+def test_eager_linear_and_bias_calls_are_one_program_each():
+    # An eager call dispatched three programs (dot, broadcast of the bias,
+    # add), each with its own per-op overhead; now it is one, and a repeated
+    # call reuses it. Odd sizes: no other test has compiled these shapes.
+    fc = pax.Linear(13, 29, rng_key=jax.random.PRNGKey(0))
+    x = jax.device_put(np.random.default_rng(0).standard_normal((7, 13), np.float32))
+    x3 = jax.device_put(np.ones((1, 7, 13), np.float32))
+    for call in (
+        lambda: fc(x),
+        lambda: fc(x3),
+        lambda: fc.replace(bias=None)(x),
+    ):
+        with count_programs() as n:
+            call()
+        assert n() <= 1
+        with count_programs() as n:
+            call()
+        assert n() == 0
+    expected = np.asarray(x) @ np.asarray(fc.weight) + np.asarray(fc.bias)
+    np.testing.assert_allclose(fc(x), expected, rtol=1e-5, atol=1e-5)
+    b = pax.Bias((3, 11), bias_dims=[-1], rng_key=jax.random.PRNGKey(1))
+    xb = jax.device_put(np.ones((5, 3, 11), np.float32))
+    with count_programs() as n:
+        b(xb, 3.0)
+    assert n() <= 1
+
+
+def test_linear_shape_errors_on_every_call_after_a_good_one(key):
+    fc = pax.Linear(3, 4, rng_key=key)
+    fc(jnp.ones((2, 3)))
+    message = (
+        r"Linear\(in_dim=3, out_dim=4, with_bias=True\): expected input with "
+        r"last dimension 3, got shape \(2, 5\)"
+    )
+    for _ in range(2):
+        with pytest.raises(ValueError, match=message):
+            fc(jnp.ones((2, 5)))
+        with pytest.raises(ValueError, match=r"got shape \(\)"):
+            fc(jnp.ones(()))
+    with pytest.raises(ValueError, match=message):
+        jax.jit(lambda m, x: m(x))(fc, jnp.ones((2, 5)))
+    b = pax.Bias((3, 4))
+    b(jnp.ones((2, 3, 4)))
+    for _ in range(2):
+        with pytest.raises(
+            ValueError, match=r"Bias\(output_size=\(3, 4\).*\(2, 4, 3\)"
+        ):
+            b(jnp.ones((2, 4, 3)))
+    with pytest.raises(TypeError, match=r"Linear\(in_dim=3.*expected an array"):
+        fc(None)
+
+
+def test_linear_under_jit_vmap_grad_traces_the_plain_operations(key):
+    fc = pax.Linear(3, 4, b_init=pax.initializers.RandomNormal(), rng_key=key)
+    x = jax.random.normal(key, (5, 3))
+    w, b = np.asarray(fc.weight), np.asarray(fc.bias)
+    # no nested call: the enclosing trace sees dot, bias broadcast and add
+    jaxpr = jax.make_jaxpr(lambda m, x: m(x))(fc, x).jaxpr
+    assert [e.primitive.name for e in jaxpr.eqns] == [
+        "dot_general",
+        "broadcast_in_dim",
+        "add",
+    ]
+    np.testing.assert_allclose(
+        jax.jit(lambda m, x: m(x))(fc, x), np.asarray(x) @ w + b, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        jax.vmap(fc)(x), np.asarray(x) @ w + b, rtol=1e-5, atol=1e-6
+    )
+    grad_x = jax.grad(lambda x: fc(x).sum())(x)
+    np.testing.assert_allclose(grad_x, np.broadcast_to(w.sum(1), (5, 3)), rtol=1e-5)
+    grad_w = jax.grad(lambda m: m(x).sum())(fc).weight
+    np.testing.assert_allclose(
+        grad_w, np.broadcast_to(np.asarray(x).sum(0)[:, None], (3, 4)), rtol=1e-5
+    )
+    assert fc(x.astype(jnp.bfloat16)).dtype == jnp.bfloat16
+    assert fc(jnp.ones((2, 3), jnp.int32)).dtype == jnp.float32
