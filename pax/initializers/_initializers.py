@@ -9,12 +9,18 @@ convention of ``jax.nn.initializers`` — so any of those (for example
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+try:  # JAX's public hook for "which trace is current"
+    from jax.extend.core import get_opaque_trace_state as _trace_state
+except ImportError:  # pragma: no cover - older JAX: always the traced path
+    _trace_state = None
 
 __all__ = [
     "Initializer",
@@ -42,6 +48,116 @@ Shape = Sequence[int]
 # Standard deviation of a unit normal truncated to [-2, 2]
 # (scipy.stats.truncnorm.std(a=-2, b=2)).
 _TRUNCATED_STD = 0.87962566103423978
+
+
+# ---------------------------------------------------------------------------
+# Fast paths for eager construction.
+#
+# Building a model eagerly runs every initializer once per parameter. Done op
+# by op, each of ``s * truncated_normal(...) + m`` is a separate dispatch and,
+# in a fresh process, a separate compilation per shape. ``TruncatedNormal``
+# runs as one jitted program per (shape, dtype) instead, and ``Constant``
+# fills on the host and transfers with ``jax.device_put`` (nothing to compile;
+# unlike ``jnp.asarray``, which runs a small program per shape, it does not
+# wait for the computations already queued). Values are bit-identical to the
+# op-by-op computation:
+#   * scalar hyperparameters are converted with ``np.asarray(value, dtype)``,
+#     which is what ``jax.lax.convert_element_type`` itself does for Python
+#     and NumPy scalars;
+#   * ``jax.random.truncated_normal`` is a jitted program already; it ends in
+#     a clip, which XLA cannot reassociate a product through, so ``stddev *
+#     sample`` is the same single rounding inside the program as outside;
+#   * XLA contracts ``stddev * sample + mean`` into a fused multiply-add (one
+#     rounding instead of two), which changes nothing when ``mean`` is zero
+#     (adding zero is exact) but does otherwise: a non-zero mean is added by a
+#     separate eager op, as before;
+#   * a constant's value is computed once by the op-by-op path and cached.
+# (``RandomNormal`` keeps the op-by-op path: inside one program XLA
+# reassociates ``stddev * (sqrt(2) * erf_inv(u))``, which changes the last
+# bit.) Anything else (array hyperparameters, non-canonical dtypes, a
+# constant while JAX traces) takes the op-by-op path.
+# ---------------------------------------------------------------------------
+
+_EAGER_STATE = None if _trace_state is None else _trace_state(convention="haiku")
+_SCALAR_TYPES = (bool, int, float, complex, np.generic)
+
+
+def _eager() -> bool:
+    """True in plain eager evaluation (not while JAX traces a function)."""
+    return _trace_state is not None and _trace_state(convention="haiku") == _EAGER_STATE
+
+
+@functools.cache
+def _canonical_cached(dtype: Any) -> np.dtype | None:
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        return None
+    if jax.dtypes.canonicalize_dtype(np_dtype) != np_dtype:
+        return None
+    if not (jnp.issubdtype(np_dtype, jnp.number) or np_dtype == np.bool_):
+        return None
+    return np_dtype
+
+
+def _canonical(dtype: Any) -> np.dtype | None:
+    """``dtype`` as a NumPy dtype if it is a number or bool dtype that JAX
+    uses as it is (float64 without x64, for instance, is not), else None."""
+    try:
+        return _canonical_cached(dtype)
+    except TypeError:  # an unhashable dtype argument
+        return None
+
+
+@functools.cache
+def _inexact(np_dtype: np.dtype) -> bool:
+    """Floating or complex (bfloat16 and the other ML dtypes included)."""
+    return bool(jnp.issubdtype(np_dtype, jnp.inexact))
+
+
+@functools.cache
+def _complex(np_dtype: np.dtype) -> bool:
+    return bool(jnp.issubdtype(np_dtype, jnp.complexfloating))
+
+
+def _host_scalar(value: Any, dtype: np.dtype) -> np.ndarray | None:
+    """``value`` converted to ``dtype`` exactly as ``convert_element_type``
+    converts a scalar (None when ``value`` is not a scalar)."""
+    if not isinstance(value, _SCALAR_TYPES):
+        return None
+    return np.asarray(value, dtype)
+
+
+@functools.lru_cache(maxsize=1024)
+def _fill_value(constant: Any, kind: type, text: str, dtype: Any) -> np.ndarray | None:
+    """The 0-d value ``Constant(constant)`` gives in ``dtype``, computed once
+    by the op-by-op path; None if the host path does not apply. ``kind`` and
+    ``text`` (the type and repr of ``constant``) are part of the cache key:
+    ``1 == 1.0 == True`` and ``0.0 == -0.0``."""
+    del text
+    np_dtype = _canonical(dtype)
+    if np_dtype is None:
+        return None
+    if issubclass(kind, complex | np.complexfloating) and not _complex(np_dtype):
+        return None  # the op-by-op path warns about the discarded part
+    value = np.asarray(jnp.asarray(constant).astype(np_dtype))
+    if value.dtype != np_dtype:
+        return None
+    return value
+
+
+@functools.partial(jax.jit, static_argnums=(5, 6), inline=True)
+def _scaled_truncated_normal(key, lower, upper, stddev, mean, shape, dtype):
+    """``stddev * truncated_normal(key, lower, upper) + mean`` in one program;
+    ``mean`` is None when the caller adds it (see above)."""
+    real_dtype = jnp.finfo(dtype).dtype
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        parts = jax.random.truncated_normal(key, lower, upper, (2, *shape), real_dtype)
+        unscaled = parts[0] + 1j * parts[1]
+    else:
+        unscaled = jax.random.truncated_normal(key, lower, upper, shape, real_dtype)
+    scaled = stddev * unscaled
+    return scaled if mean is None else scaled + mean
 
 
 class Initializer(Protocol):
@@ -88,7 +204,18 @@ class Constant(_Base):
 
     def __call__(self, rng_key, shape: Shape, dtype=jnp.float32) -> jax.Array:
         shape = _shape(shape, "Constant")
-        return jnp.broadcast_to(jnp.asarray(self.constant), shape).astype(dtype)
+        c = self.constant
+        if isinstance(c, _SCALAR_TYPES) and _eager():
+            try:
+                value = _fill_value(c, type(c), repr(c), dtype)
+            except TypeError:  # an unhashable dtype argument
+                value = None
+            if value is not None:
+                # filled on the host and transferred: no dispatch to compile
+                if value.tobytes() == bytes(value.itemsize):
+                    return jax.device_put(np.zeros(shape, value.dtype))
+                return jax.device_put(np.full(shape, value))
+        return jnp.broadcast_to(jnp.asarray(c), shape).astype(dtype)
 
 
 class RandomNormal(_Base):
@@ -148,6 +275,19 @@ class TruncatedNormal(_Base):
 
     def __call__(self, rng_key, shape: Shape, dtype=jnp.float32) -> jax.Array:
         shape = _shape(shape, "TruncatedNormal")
+        np_dtype = _canonical(dtype)
+        if np_dtype is not None and _inexact(np_dtype):
+            m = _host_scalar(self.mean, np_dtype)
+            s = _host_scalar(self.stddev, jnp.finfo(np_dtype).dtype)
+            if m is not None and s is not None:
+                if not m:  # zero: added inside the program (exact)
+                    return _scaled_truncated_normal(
+                        rng_key, self.lower, self.upper, s, m, shape, np_dtype
+                    )
+                scaled = _scaled_truncated_normal(
+                    rng_key, self.lower, self.upper, s, None, shape, np_dtype
+                )
+                return scaled + jnp.asarray(m)
         real_dtype = jnp.finfo(dtype).dtype
         m = jax.lax.convert_element_type(self.mean, dtype)
         s = jax.lax.convert_element_type(self.stddev, real_dtype)

@@ -38,7 +38,14 @@ from ..nn._batch_norm import BatchNorm
 from ..nn._conv import Conv2D
 from ..nn._linear import Linear
 from ..nn._pool import max_pool
-from ..nn._utils import as_array, positive_int, replicate, rng_key_or_next, who
+from ..nn._utils import (
+    as_array,
+    positive_int,
+    replicate,
+    rng_key_or_next,
+    split_key,
+    who,
+)
 
 Stride = int | Sequence[int]
 
@@ -162,7 +169,7 @@ class _Block(Module):
                 f"the output, so `in_channels` (={self.in_channels}) must equal "
                 f"`channels` (={self.channels}); set `use_projection=True`"
             )
-        keys = jax.random.split(rng_key_or_next(rng_key), 8)
+        keys = split_key(rng_key_or_next(rng_key), 8)
 
         def conv(key, cin, cout, kernel, s):
             return Conv2D(
@@ -391,7 +398,7 @@ class BlockGroup(Module):
         self.channels = positive_int(channels, "channels", owner)
         num_blocks = positive_int(num_blocks, "num_blocks", owner)
         block_cls = BlockV2 if resnet_v2 else BlockV1
-        keys = jax.random.split(rng_key_or_next(rng_key), num_blocks)
+        keys = split_key(rng_key_or_next(rng_key), num_blocks)
         self.blocks = tuple(
             block_cls(
                 self.in_channels if i == 0 else self.channels,
@@ -596,7 +603,7 @@ class ResNet(Module):
                 )
             in_channels = channels
 
-        keys = jax.random.split(rng_key_or_next(rng_key), 8)
+        keys = split_key(rng_key_or_next(rng_key), 8)
         self.initial_conv = Conv2D(self.input_channels, rng_key=keys[0], **conv_kw)
         c = self.initial_conv.out_features
         self.initial_batchnorm = (

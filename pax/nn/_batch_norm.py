@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer
@@ -128,12 +129,11 @@ class BatchNorm(Module):
         self.channel_axis = channel_index(data_format, owner, self._formats())
         self.cross_replica_axis = cross_replica_axis
         self.cross_replica_axis_index_groups = cross_replica_axis_index_groups
-        self.mean_ema = EMA(
-            jnp.zeros((self.num_channels,), jnp.float32), self.decay_rate, debias=True
-        )
-        self.var_ema = EMA(
-            jnp.ones((self.num_channels,), jnp.float32), self.decay_rate, debias=True
-        )
+        # NumPy initial values: EMA transfers them, the same float32 arrays as
+        # ``jnp.zeros``/``jnp.ones`` without an op to dispatch
+        c = (self.num_channels,)
+        self.mean_ema = EMA(np.zeros(c, np.float32), self.decay_rate, debias=True)
+        self.var_ema = EMA(np.ones(c, np.float32), self.decay_rate, debias=True)
 
     def _formats(self) -> tuple[str, ...] | None:
         return None  # any data format; the 1D/2D subclasses restrict it

@@ -22,6 +22,28 @@ def _is_float(x: Any) -> bool:
     return jnp.issubdtype(jnp.result_type(x), jnp.inexact)
 
 
+def _is_host(x: Any) -> bool:
+    """A numeric NumPy array or scalar (transferred with ``jax.device_put``)."""
+    return isinstance(x, np.ndarray | np.generic) and (
+        x.dtype == np.bool_ or jnp.issubdtype(x.dtype, jnp.number)
+    )
+
+
+def _zeros_like(x: jax.Array) -> jax.Array:
+    """``jnp.zeros_like(x)``; for a concrete, uncommitted, strongly typed
+    array the zeros are filled on the host and transferred (``jax.device_put``:
+    no program to run, or to compile in a fresh process)."""
+    if (
+        isinstance(x, jax.Array)
+        and not isinstance(x, jax.core.Tracer)
+        and not x.weak_type
+        and not x.committed
+        and isinstance(x.dtype, np.dtype)
+    ):
+        return jax.device_put(np.zeros(x.shape, x.dtype))
+    return jnp.zeros_like(x)
+
+
 def resolve_update_stats(module: Module, update_stats: Any) -> bool:
     """Whether a call stores its update: ``update_stats`` when given (an
     explicit request, as Haiku's flag), else the module's mode."""
@@ -130,11 +152,17 @@ class EMA(Module):
                 f"{owner}: `debias` and `warmup_length` are exclusive (warm-up "
                 "starts the average from the inputs; there is no bias to remove)."
             )
-        averages = jax.tree_util.tree_map(jnp.asarray, initial_value)
-        leaves = jax.tree_util.tree_leaves(averages)
+        leaves, treedef = jax.tree_util.tree_flatten(initial_value)
+        # NumPy leaves stay on the host for now (None); others become arrays
+        on_host = [_is_host(x) for x in leaves]
+        arrays = [None if h else jnp.asarray(x) for x, h in zip(leaves, on_host)]
         if not leaves:
             raise ValueError(f"{owner}: `initial_value` has no array leaves")
-        if not allow_int and not all(_is_float(x) for x in leaves):
+        floats = [
+            jnp.issubdtype(x.dtype, jnp.inexact) if h else _is_float(a)
+            for x, a, h in zip(leaves, arrays, on_host)
+        ]
+        if not allow_int and not all(floats):
             raise TypeError(
                 f"{owner}: `initial_value` has non-floating leaves; pass "
                 "`allow_int=True` to carry them (they are replaced, not averaged)."
@@ -143,12 +171,31 @@ class EMA(Module):
         self.debias = bool(debias)
         self.allow_int = bool(allow_int)
         self.warmup_length = int(warmup_length)
-        self.averages = averages
-        self.counter = jnp.array(-self.warmup_length, jnp.int32)
+        # One transfer for the NumPy leaves, the counter and, with debiasing,
+        # the zero hidden state of the NumPy float leaves: ``jax.device_put``
+        # gives the arrays ``jnp.asarray``/``jnp.zeros_like`` would (dtypes
+        # canonicalized, strongly typed, uncommitted) without a program to run
+        # (or, in a fresh process, to compile). It reads its input later, or
+        # keeps it, so it gets copies: the caller may write to its arrays.
+        host = [np.array(x) for x, h in zip(leaves, on_host) if h]
+        zeros = []
         if self.debias:
-            self.hidden = jax.tree_util.tree_map(
-                lambda x: jnp.zeros_like(x) if _is_float(x) else x, averages
-            )
+            zeros = [
+                np.zeros(np.shape(x), x.dtype)
+                for x, h, f in zip(leaves, on_host, floats)
+                if h and f
+            ]
+        counter = np.asarray(-self.warmup_length, np.int32)
+        put = iter(jax.device_put([*host, counter, *zeros]))
+        arrays = [next(put) if h else a for a, h in zip(arrays, on_host)]
+        self.counter = next(put)
+        self.averages = jax.tree_util.tree_unflatten(treedef, arrays)
+        if self.debias:
+            hidden = [
+                (next(put) if h else _zeros_like(a)) if f else a
+                for a, h, f in zip(arrays, on_host, floats)
+            ]
+            self.hidden = jax.tree_util.tree_unflatten(treedef, hidden)
         else:
             self.hidden = None
 
