@@ -60,6 +60,7 @@ _ArrayImpl = _concrete_array_class()  # the concrete array class
 _new_object = object.__new__
 _ARRAY_TYPES = (jax.Array, np.ndarray, np.generic)
 _STATIC_FAST = (str, int, float, bool, complex, type, type(None), bytes)
+_STATIC_TYPES = frozenset(_STATIC_FAST)  # exact types: one set lookup
 
 # Kinds of attribute.
 _CHILD = 0
@@ -92,7 +93,7 @@ def _is_array(x: Any) -> bool:
 
 
 def _is_dynamic(x: Any) -> bool:
-    return type(x) is _ArrayImpl or isinstance(x, (*_ARRAY_TYPES, Module))
+    return type(x) is _ArrayImpl or isinstance(x, _DYNAMIC_TYPES)
 
 
 def _is_tracer(x: Any) -> bool:
@@ -182,7 +183,12 @@ class _Mixed:
 
 
 def _classify(value: Any) -> int:
-    if type(value) is _ArrayImpl or isinstance(value, (*_ARRAY_TYPES, Module)):
+    kind = type(value)
+    if kind is _ArrayImpl:
+        return _CHILD
+    if kind in _STATIC_TYPES:
+        return _STATIC
+    if isinstance(value, _DYNAMIC_TYPES):
         return _CHILD
     if isinstance(value, _STATIC_FAST):
         return _STATIC
@@ -213,7 +219,7 @@ class _Spec:
         "mixed",
         "getter",
         "children",
-        "keys",
+        "_keys",
         "make",
         "_hash",
         "__weakref__",
@@ -241,21 +247,25 @@ class _Spec:
         # ``children(d)``: the child values of a ``__dict__``, as a tuple (the
         # C-level itemgetter itself when no container is exploded)
         self.children = self.getter or self._mixed_children
-        keys = []
-        for n in names:
-            if n in mixed:
-                keys.extend(mixed[n].keys)
-            else:
-                keys.append(jax.tree_util.GetAttrKey(n))
-        self.keys = tuple(keys)
-        self._hash = hash(
-            (
-                cls,
-                names,
-                tuple((k, _safe_hash(v)) for k, v in static.items()),
-                tuple(mixed.items()),
-            )
-        )
+        # the key paths and the hash are computed when first asked for (a
+        # keyed flatten, a jit cache lookup): eager construction builds a spec
+        # per module and needs neither
+        self._keys = None
+        self._hash = None
+
+    @property
+    def keys(self) -> tuple:
+        """The key-path entry of each child, in flatten order."""
+        keys = self._keys
+        if keys is None:
+            keys = []
+            for n in self.child_names:
+                if n in self.mixed:
+                    keys.extend(self.mixed[n].keys)
+                else:
+                    keys.append(jax.tree_util.GetAttrKey(n))
+            keys = self._keys = tuple(keys)
+        return keys
 
     @classmethod
     def build(cls, module_cls: type, d: dict) -> _Spec:
@@ -346,7 +356,17 @@ class _Spec:
         return {n: d[n] for n in self.kinds}
 
     def __hash__(self) -> int:
-        return self._hash
+        h = self._hash
+        if h is None:
+            h = self._hash = hash(
+                (
+                    self.cls,
+                    self.child_names,
+                    tuple((k, _safe_hash(v)) for k, v in self.static.items()),
+                    tuple(self.mixed.items()),
+                )
+            )
+        return h
 
     def __eq__(self, other: object) -> bool:
         if self is other:
@@ -354,7 +374,7 @@ class _Spec:
         if not isinstance(other, _Spec):
             return False
         return (
-            self._hash == other._hash
+            hash(self) == hash(other)
             and self.cls is other.cls
             and self.child_names == other.child_names
             and self.static.keys() == other.static.keys()
@@ -459,33 +479,112 @@ class _Text(str):
 
 
 _SKIP_REPR_ARGS = frozenset({"self", "rng_key"})
-_SIGNATURES: dict[type, inspect.Signature | None] = {}
-_SIGNATURES_LOCK = threading.Lock()
+_SCALAR_REPR = (str, int, float, bool)
 
 
-def _constructor_repr(cls: type, args: tuple, kwargs: dict) -> str:
-    sig = _SIGNATURES.get(cls, False)
-    if sig is False:
+class _Binder:
+    """How one class's constructor arguments map to its parameter names.
+
+    ``bind(args, kwargs)`` gives ``[(name, value), ...]`` in signature order,
+    defaults applied, exactly as ``inspect.Signature.bind`` +
+    ``apply_defaults`` would (minus ``*args``/``**kwargs`` parameters), or None
+    when the call is one the fast path does not handle (then the signature
+    binds it). Built once per class: construction is eager and runs this once
+    per module.
+    """
+
+    __slots__ = (
+        "sig",
+        "positional",
+        "names",
+        "name_set",
+        "defaults",
+        "required",
+        "fast",
+    )
+
+    def __init__(self, sig: inspect.Signature | None):
+        self.sig = sig
+        self.positional: tuple = ()
+        self.names: tuple = ()
+        self.name_set: frozenset = frozenset()
+        self.defaults: dict = {}
+        self.required: frozenset = frozenset()
+        self.fast = False
+        if sig is None:
+            return
+        params = list(sig.parameters.values())[1:]  # drop ``self``
+        kinds = {p.kind for p in params}
+        if inspect.Parameter.POSITIONAL_ONLY in kinds:
+            return  # rare; leave it to ``Signature.bind``
+        self.positional = tuple(
+            p.name for p in params if p.kind == p.POSITIONAL_OR_KEYWORD
+        )
+        named = [
+            p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        ]
+        self.names = tuple(p.name for p in named)
+        self.name_set = frozenset(self.names)
+        self.defaults = {p.name: p.default for p in named if p.default is not p.empty}
+        self.required = frozenset(p.name for p in named if p.default is p.empty)
+        self.fast = inspect.Parameter.VAR_KEYWORD not in kinds
+
+    def bind(self, args: tuple, kwargs: dict) -> list | None:
+        if self.fast and len(args) <= len(self.positional):
+            values = dict(zip(self.positional, args))
+            for name, value in kwargs.items():
+                if name in values:
+                    return None  # given twice: the signature raises
+                values[name] = value
+            if self.name_set.issuperset(kwargs) and self.required.issubset(values):
+                defaults = self.defaults
+                return [
+                    (n, values[n] if n in values else defaults[n]) for n in self.names
+                ]
+            return None
+        if self.sig is None:
+            return None
+        try:
+            bound = self.sig.bind(None, *args, **kwargs)
+        except TypeError:
+            return None
+        bound.apply_defaults()
+        params = self.sig.parameters
+        return [
+            (name, value)
+            for name, value in bound.arguments.items()
+            if params[name].kind
+            not in (params[name].VAR_POSITIONAL, params[name].VAR_KEYWORD)
+        ]
+
+
+_BINDERS: dict[type, _Binder] = {}
+_BINDERS_LOCK = threading.Lock()
+
+
+def _binder(cls: type) -> _Binder:
+    binder = _BINDERS.get(cls)
+    if binder is None:
         try:
             sig = inspect.signature(cls.__init__)
         except (TypeError, ValueError):
             sig = None
-        with _SIGNATURES_LOCK:
-            _SIGNATURES[cls] = sig
+        binder = _Binder(sig)
+        with _BINDERS_LOCK:
+            _BINDERS[cls] = binder
+    return binder
+
+
+def _constructor_repr(cls: type, args: tuple, kwargs: dict) -> str:
+    bound = _binder(cls).bind(args, kwargs)
     parts = []
-    if sig is not None:
-        try:
-            bound = sig.bind(None, *args, **kwargs)
-        except TypeError:
-            bound = None
-        if bound is not None:
-            bound.apply_defaults()
-            for pname, value in bound.arguments.items():
-                param = sig.parameters[pname]
-                if pname in _SKIP_REPR_ARGS or value is None:
-                    continue
-                if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                    continue
+    if bound is not None:
+        for pname, value in bound:
+            if value is None or pname in _SKIP_REPR_ARGS:
+                continue
+            if type(value) in _SCALAR_REPR:
+                parts.append(f"{pname}={value!r}")
+            else:
                 parts.append(f"{pname}={_format_value(value)}")
     if not parts:
         return cls.__name__
@@ -1089,6 +1188,10 @@ class ParameterModule(Module):
         return _parameters_impl(self, _ALL)
 
     parameters._pax_trainable = _ALL
+
+
+# what a module's attribute holds as a child (set once ``Module`` exists)
+_DYNAMIC_TYPES = (*_ARRAY_TYPES, Module)
 
 
 class StateModule(Module):
