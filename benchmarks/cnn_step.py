@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from _common import block, dict_train_step, pax_train_step
 
 import pax
 
@@ -157,23 +158,6 @@ def raw_apply(params, state, x):
     return x @ params["logits"]["w"] + params["logits"]["b"], new
 
 
-def xent(logits, labels):
-    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-
-
-def raw_step_fn(tx):
-    def step(params, state, opt_state, x, y):
-        def loss(p):
-            logits, new_state = raw_apply(p, state, x)
-            return xent(logits, y), new_state
-
-        (value, state), grads = jax.value_and_grad(loss, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), state, opt_state, value
-
-    return jax.jit(step)
-
-
 # ------------------------------------------------------------------- PAX
 
 
@@ -210,22 +194,9 @@ class Net(pax.Module):
 
     def __call__(self, x):
         x = jax.nn.relu(self.stem_bn(self.stem(x)))
-        for block in self.blocks:
-            x = block(x)
+        for layer in self.blocks:
+            x = layer(x)
         return self.logits(jnp.mean(x, axis=(1, 2)))
-
-
-def pax_step_fn():
-    def loss_fn(model, x, y):
-        model, logits = pax.purecall(model, x)
-        return xent(logits, y), model
-
-    def step(model, opt, x, y):
-        (value, model), grads = pax.value_and_grad(loss_fn, has_aux=True)(model, x, y)
-        opt, updates = pax.purecall(opt, grads, model.parameters())
-        return pax.apply_updates(model, updates), opt, value
-
-    return jax.jit(step)
 
 
 # ----------------------------------------------------------------- Haiku
@@ -258,17 +229,7 @@ def haiku_fns(tx):
         return hk.Linear(CLASSES)(jnp.mean(x, axis=(1, 2)))
 
     f = hk.transform_with_state(forward)
-
-    def step(params, state, opt_state, x, y):
-        def loss(p):
-            logits, new_state = f.apply(p, state, None, x)
-            return xent(logits, y), new_state
-
-        (value, state), grads = jax.value_and_grad(loss, has_aux=True)(params)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), state, opt_state, value
-
-    return f, jax.jit(step)
+    return f, dict_train_step(lambda p, s, x: f.apply(p, s, None, x), tx)
 
 
 # --------------------------------------------------------------- harness
@@ -290,11 +251,6 @@ def hlo_op_counts(compiled_text: str) -> collections.Counter:
     return counts
 
 
-def block(tree):
-    jax.block_until_ready(jax.tree_util.tree_leaves(tree))
-    return tree
-
-
 def build(batch: int, with_haiku: bool):
     """{name: (jitted step, args)} for each implementation."""
     tx = optax.adam(1e-3)
@@ -303,12 +259,13 @@ def build(batch: int, with_haiku: bool):
     y = jnp.asarray(rng.integers(0, CLASSES, size=(batch,)), jnp.int32)
     key = jax.random.PRNGKey(0)
     params, state = raw_init(key)
-    out = {"raw": (raw_step_fn(tx), (params, state, tx.init(params), x, y))}
+    raw_step = dict_train_step(raw_apply, tx)
+    out = {"raw": (raw_step, (params, state, tx.init(params), x, y))}
     _, state = raw_init(key, debias=True)
-    out["raw-db"] = (raw_step_fn(tx), (params, state, tx.init(params), x, y))
+    out["raw-db"] = (raw_step, (params, state, tx.init(params), x, y))
     model = Net(key)
     opt = pax.optim.from_optax(tx, model.parameters())
-    out["pax"] = (pax_step_fn(), (model, opt, x, y))
+    out["pax"] = (pax_train_step(), (model, opt, x, y))
     fns = haiku_fns(tx) if with_haiku else None
     if fns is not None:
         f, step = fns

@@ -4,11 +4,16 @@ Measures, in one run:
   1. flatten + unflatten of a 200-layer model (400 leaves);
   2. steady-state dispatch of ``jax.jit(f)(model, x)`` with trivial compute,
      for a 200-layer model and for a 3-layer MLP;
-  3. ``pax.purecall`` overhead (eager, and inside ``jax.jit``).
-Prints medians (microseconds) and ratios to the raw-dict baseline; adds
-Equinox's figures when Equinox is installed. Machines are noisy: read ratios.
+  3. ``pax.purecall`` overhead (eager, and inside ``jax.jit``);
+  4. an eager (op-by-op) 784-512-512-10 MLP forward, ``pax.nets.MLP`` against
+     the same ``jnp`` formula on a dict, at batch 1 and 128;
+  5. ResNet-50 eager construction, warm, against ``_raw_resnet.raw_init``;
+  6. ResNet-50 first construction in a fresh process (skip: ``--skip-fresh``).
+Prints medians and ratios to the raw baseline; adds Equinox's figures when
+Equinox is installed. Machines are noisy: read ratios. The goals of issue
+#17 are printed beside each ratio.
 
-    python benchmarks/core_overhead.py [--repeats 7] [--number 200]
+    python benchmarks/core_overhead.py [--repeats 7] [--number 200] [--skip-fresh]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import timeit
 
 import jax
 import jax.numpy as jnp
+from resnet50 import construction_ratios, fresh_process_construction
 
 import pax
 
@@ -112,20 +118,47 @@ def try_equinox(num_layers: int, dim: int = 4):
     )
 
 
-def report(label: str, fns: dict, repeats: int, number: int) -> None:
+def report(
+    label: str, fns: dict, repeats: int, number: int, goal: float | None = None
+) -> None:
     fns = {k: v for k, v in fns.items() if v is not None}
-    m = measure(fns, repeats, number)
-    text = f"{label:<46} pax {m['pax']:9.2f} us  raw {m['raw']:9.2f} us"
-    text += f"  ratio {m['pax/raw']:5.2f}x"
+    show(label, measure(fns, repeats, number), "us", 1.0, goal)
+
+
+def show(label: str, m: dict, unit: str, scale: float, goal: float | None) -> None:
+    """One line: pax and raw medians (``scale`` applied), ratio, goal."""
+    text = f"{label:<46} pax {m['pax'] * scale:9.2f} {unit}"
+    text += f"  raw {m['raw'] * scale:9.2f} {unit}  ratio {m['pax/raw']:5.2f}x"
+    if goal is not None:
+        text += f" (goal <= {goal:.2f}x)"
     if "equinox" in m:
-        text += f"  equinox {m['equinox']:9.2f} us ({m['equinox/raw']:5.2f}x)"
+        text += f"  equinox {m['equinox'] * scale:9.2f} {unit}"
+        text += f" ({m['equinox/raw']:5.2f}x)"
     print(text, flush=True)
+
+
+def mlp_models(sizes=(784, 512, 512, 10)):
+    """``pax.nets.MLP`` and a dict of the same arrays, with a raw forward."""
+    mlp = pax.nets.MLP(sizes[0], sizes[1:], rng_key=jax.random.PRNGKey(0))
+    raw = [{"w": layer.weight, "b": layer.bias} for layer in mlp.layers]
+
+    def raw_mlp(layers, x):
+        for i, layer in enumerate(layers):
+            x = x @ layer["w"] + layer["b"]
+            if i < len(layers) - 1:
+                x = jax.nn.relu(x)
+        return x
+
+    return mlp, raw, raw_mlp
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--number", type=int, default=200)
+    parser.add_argument(
+        "--skip-fresh", action="store_true", help="skip the fresh-process runs"
+    )
     args = parser.parse_args()
     r, n = args.repeats, args.number
     flat = jax.tree_util.tree_flatten
@@ -156,6 +189,7 @@ def main() -> None:
         },
         r,
         n,
+        goal=2.0,
     )
     report(
         "   flatten only",
@@ -186,6 +220,7 @@ def main() -> None:
             },
             r,
             n,
+            goal=1.15,
         )
     model, raw = build(3)
     fwd_pax = jax.jit(lambda m, x: m(x))
@@ -215,6 +250,7 @@ def main() -> None:
         },
         r,
         n,
+        goal=1.3,
     )
     jit_pure = jax.jit(pax.purecall)
     jit_raw = jax.jit(raw_call)
@@ -235,6 +271,30 @@ def main() -> None:
         r,
         max(n // 4, 1),
     )
+
+    # 4. eager MLP forward, op by op
+    mlp, raw_layers, raw_mlp = mlp_models()
+    for batch in (1, 128):
+        xb = jnp.ones((batch, 784))
+        report(
+            f"4. eager MLP 784-512-512-10, batch {batch}",
+            {
+                "pax": lambda xb=xb: mlp(xb).block_until_ready(),
+                "raw": lambda xb=xb: raw_mlp(raw_layers, xb).block_until_ready(),
+            },
+            r,
+            max(n // 4, 1),
+            goal=1.05,
+        )
+
+    # 5./6. ResNet-50 construction
+    warm = construction_ratios(r)
+    show("5. ResNet-50 eager construction, warm", warm, "ms", 1e3, 1.0)
+    if not args.skip_fresh:
+        fresh = fresh_process_construction()
+        label = "6. ResNet-50 first construction, fresh process"
+        show(label, fresh["construct"], "s", 1, 1.0)
+        show("   imports + first construction", fresh["total"], "s", 1, None)
 
 
 if __name__ == "__main__":
