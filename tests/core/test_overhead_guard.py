@@ -4,12 +4,11 @@ The benchmark (``benchmarks/core_overhead.py``) holds the real goals; this
 test only catches a large regression: a module's flatten or unflatten
 becoming much slower than a plain dict's, measured in the same test. The
 bounds are about twice what the core costs today (flatten ~0.9x a dict,
-unflatten ~6x, the round trip ~2.3x on a 2-core CPU), so noise never
+unflatten ~7x, the round trip ~2.3x on a 2-core CPU), so noise never
 fails it; a Python ``flatten`` (instead of the cached C-level read) or an
 unflatten that re-classifies attributes would.
 """
 
-import statistics
 import timeit
 
 import jax
@@ -42,15 +41,19 @@ def _trees():
     return model, raw
 
 
-def _ratio(pax_fn, raw_fn, repeats=9, number=50) -> float:
-    """Median over interleaved repeats of pax time / raw time."""
+def _ratio(pax_fn, raw_fn, repeats=61, number=5) -> float:
+    """Best pax time / best raw time over interleaved repeats.
+
+    The minimum of each is the least disturbed by other processes (a loaded
+    CI machine slows some repeats, never speeds one up); many short repeats
+    give both sides the same chance of an undisturbed one.
+    """
     pax_fn(), raw_fn()  # warm up (first unflatten compiles the maker)
-    ratios = []
+    t_pax, t_raw = [], []
     for _ in range(repeats):
-        t_pax = timeit.timeit(pax_fn, number=number)
-        t_raw = timeit.timeit(raw_fn, number=number)
-        ratios.append(t_pax / t_raw)
-    return statistics.median(ratios)
+        t_pax.append(timeit.timeit(pax_fn, number=number))
+        t_raw.append(timeit.timeit(raw_fn, number=number))
+    return min(t_pax) / min(t_raw)
 
 
 def test_flatten_and_unflatten_stay_near_a_raw_dict():
@@ -68,7 +71,7 @@ def test_flatten_and_unflatten_stay_near_a_raw_dict():
         lambda: unflat(model_def, model_leaves), lambda: unflat(raw_def, raw_leaves)
     )
     assert flatten < 2.0, f"flatten costs {flatten:.2f}x a raw dict (about 0.9x)"
-    assert unflatten < 13.0, f"unflatten costs {unflatten:.2f}x a raw dict (about 6x)"
+    assert unflatten < 14.0, f"unflatten costs {unflatten:.2f}x a raw dict (about 7x)"
     # the rebuilt module is a working module with the same leaves
     rebuilt = unflat(model_def, model_leaves)
     assert isinstance(rebuilt.layers[7], Dense)
