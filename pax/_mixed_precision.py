@@ -5,10 +5,12 @@ wrapped (the module itself included): each wrapped module's class is swapped
 for a cached subclass whose ``__call__`` casts floating inputs and the
 module's own floating arrays to ``policy.compute_dtype``, runs the original
 ``__call__`` and casts floating outputs to ``policy.output_dtype``. Floating
-arrays are *stored* in ``policy.param_dtype``. Normalization layers (and
-their submodules) keep float32 parameters, statistics and arithmetic; their
-output is cast to the outer policy's compute dtype (to its output dtype when
-the norm is the module the policy is applied to). A wrapped recurrent core's
+arrays are *stored* in ``policy.param_dtype``. Modules whose class sets
+``keep_float32_under_mixed_precision = True`` (the normalization layers do;
+subclasses inherit it), and their submodules, keep float32 parameters,
+statistics and arithmetic; their output is cast to the outer policy's compute
+dtype (to its output dtype when such a module is the one the policy is
+applied to). A wrapped recurrent core's
 ``initial_state`` returns floating leaves in the output dtype, the dtype its
 steps return the state in.
 """
@@ -42,10 +44,9 @@ _DTYPES = "_pax_mp_dtypes"
 _WRAPPED: dict[type, type] = {}
 
 
-def _norm_types() -> tuple[type, ...]:
-    from .nn import BatchNorm, GroupNorm, LayerNorm, RMSNorm
-
-    return (BatchNorm, LayerNorm, GroupNorm, RMSNorm)  # InstanceNorm is a LayerNorm
+def _keeps_float32(module: Module) -> bool:
+    # read from the class: the setting is declared per class, never per instance
+    return bool(type(module).keep_float32_under_mixed_precision)
 
 
 def _is_float_array(x: Any) -> bool:
@@ -146,12 +147,10 @@ def _wrap_one(module: Module, policy: jmp.Policy) -> Module:
     return _rebuild(_wrapped_class(cls), d)
 
 
-def _apply(
-    module: Module, policy: jmp.Policy, norms: tuple[type, ...], outermost: bool
-) -> Module:
-    if isinstance(module, norms):
-        # Inside a network a norm hands its successor the compute dtype; the
-        # module the user called returns the policy's output dtype.
+def _apply(module: Module, policy: jmp.Policy, outermost: bool) -> Module:
+    if _keeps_float32(module):
+        # Inside a network a float32 module (a norm) hands its successor the
+        # compute dtype; the module the user called returns the output dtype.
         f32 = jmp.Policy(
             param_dtype=jnp.float32,
             compute_dtype=jnp.float32,
@@ -160,7 +159,7 @@ def _apply(
         return _wrap_one(module, f32)
 
     def sub(x):
-        return _apply(x, policy, norms, False) if isinstance(x, Module) else x
+        return _apply(x, policy, False) if isinstance(x, Module) else x
 
     d = dict(module.__dict__)
     for name in _get_spec(module).child_names:
@@ -175,12 +174,15 @@ def apply_mp_policy(module: M, mp_policy: jmp.Policy) -> M:
 
     Floating arrays are stored in ``param_dtype``; each call casts floating
     inputs and the module's own arrays to ``compute_dtype`` and floating
-    outputs to ``output_dtype``. Normalization layers (BatchNorm, LayerNorm,
-    InstanceNorm, GroupNorm, RMSNorm) keep float32 parameters, statistics and
-    arithmetic and cast their output to ``compute_dtype`` (``output_dtype``
-    when the norm is ``module`` itself: the module given here always returns
-    ``output_dtype``). Stateful calls still need ``pax.purecall``; state
-    updates are stored back in the stored dtype.
+    outputs to ``output_dtype``. Modules whose class sets
+    ``keep_float32_under_mixed_precision = True`` (the normalization layers
+    BatchNorm, LayerNorm, InstanceNorm, GroupNorm, RMSNorm and their
+    subclasses) keep float32 parameters, statistics and arithmetic, their
+    submodules included, and cast their output to ``compute_dtype``
+    (``output_dtype`` when such a module is ``module`` itself: the module
+    given here always returns ``output_dtype``). Set the attribute on your
+    own class to keep it in float32 too. Stateful calls still need
+    ``pax.purecall``; state updates are stored back in the stored dtype.
 
     Recurrent cores: the new state a wrapped core returns is an output, in
     ``output_dtype``, so a wrapped core's ``initial_state(batch_size)`` (with
@@ -216,7 +218,7 @@ def apply_mp_policy(module: M, mp_policy: jmp.Policy) -> M:
             "jmp.get_policy('params=float32,compute=bfloat16,output=float32'), got "
             f"{type(mp_policy).__name__}"
         )
-    return _apply(module, mp_policy, _norm_types(), True)
+    return _apply(module, mp_policy, True)
 
 
 def _unwrap_one(module: Module) -> Module:

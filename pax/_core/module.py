@@ -24,7 +24,7 @@ import inspect
 import operator
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import jax
 import jax.numpy as jnp
@@ -793,6 +793,12 @@ class Module(metaclass=_ModuleMeta):
     ``parameters = pax.parameters_method("weight", ...)``; other arrays are
     state (running statistics, rng keys, counters).
 
+    Mixed precision: a class that sets ``keep_float32_under_mixed_precision =
+    True`` (the normalization layers do) keeps float32 parameters, state and
+    arithmetic under :func:`pax.apply_mp_policy`, submodules included, and
+    casts its output to the policy's compute dtype. Subclasses inherit the
+    setting; set it to ``False`` in a subclass to opt back in to the policy.
+
     Sharing: a submodule or array stored under two attributes is two separate
     leaves after a flatten/unflatten round trip (every ``jax.jit`` call, every
     ``pax.pure`` call): updates to one are not seen through the other. Tie
@@ -818,6 +824,9 @@ class Module(metaclass=_ModuleMeta):
     """
 
     __slots__ = ("__dict__", "__weakref__", "_pax_flat", "_pax_session")
+
+    #: Keep this class in float32 under :func:`pax.apply_mp_policy` (see above).
+    keep_float32_under_mixed_precision: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

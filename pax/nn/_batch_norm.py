@@ -94,6 +94,7 @@ class BatchNorm(Module):
     ``offset`` (shape ``[C]``). State: ``mean_ema``, ``var_ema``.
     """
 
+    keep_float32_under_mixed_precision = True
     parameters = parameters_method("scale", "offset")
 
     def __init__(

@@ -61,6 +61,7 @@ class GroupNorm(Module):
     (3, 5, 4)
     """
 
+    keep_float32_under_mixed_precision = True
     parameters = parameters_method("scale", "offset")
 
     def __init__(

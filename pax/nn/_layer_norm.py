@@ -105,6 +105,7 @@ class LayerNorm(Module):
     True
     """
 
+    keep_float32_under_mixed_precision = True
     parameters = parameters_method("scale", "offset")
 
     def __init__(
@@ -259,6 +260,7 @@ class RMSNorm(Module):
     Array([[0.8485..., 1.1313...]], dtype=float32)
     """
 
+    keep_float32_under_mixed_precision = True
     parameters = parameters_method("scale")
 
     def __init__(

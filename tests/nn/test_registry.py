@@ -17,7 +17,7 @@ import pytest
 
 import pax
 
-from .registry import all_entries
+from .registry import all_entries, class_name
 
 ENTRIES = all_entries()
 DIFFERENTIABLE = [e for e in ENTRIES if e.differentiable]
@@ -109,6 +109,7 @@ def test_bfloat16_input_keeps_its_dtype(entry, key):
 @pytest.mark.parametrize("entry", ENTRIES, ids=ids(ENTRIES))
 def test_repr_and_summary(entry, key):
     module, _ = build(entry, key)
+    assert type(module).__name__ == class_name(entry), "name it '<ClassName>-...'"
     text = repr(module)
     assert text.startswith(type(module).__name__)
     summary = module.summary()
