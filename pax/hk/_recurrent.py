@@ -5,7 +5,10 @@ next_state)`` and ``core.initial_state(batch_size)``. Parameters are created
 with ``get_parameter`` under Haiku's names (``lstm/linear/w``,
 ``vanilla_rnn/linear_1/w``, ``gru/w_i``) in Haiku's order, then the matching
 ``pax.nn`` core (``core(state, x) -> (state, y)``) is built around them with
-``native`` and called.
+``native`` and called. ``ResetCore``, ``DeepRNN`` (with or without skip
+connections) and the unrolls are ``pax.nn``'s, run on Haiku's cores through
+one adapter (``_PaxOrder``) that swaps the calling convention; what stays
+here is Haiku's argument and return order, its naming and its checks.
 """
 
 from __future__ import annotations
