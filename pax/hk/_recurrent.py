@@ -5,7 +5,10 @@ next_state)`` and ``core.initial_state(batch_size)``. Parameters are created
 with ``get_parameter`` under Haiku's names (``lstm/linear/w``,
 ``vanilla_rnn/linear_1/w``, ``gru/w_i``) in Haiku's order, then the matching
 ``pax.nn`` core (``core(state, x) -> (state, y)``) is built around them with
-``native`` and called.
+``native`` and called. ``ResetCore``, ``DeepRNN`` (with or without skip
+connections) and the unrolls are ``pax.nn``'s, run on Haiku's cores through
+one adapter (``_PaxOrder``) that swaps the calling convention; what stays
+here is Haiku's argument and return order, its naming and its checks.
 """
 
 from __future__ import annotations
@@ -416,21 +419,29 @@ class IdentityCore(RNNCore):
         return ()
 
 
-def _conform_reset(should_reset: jax.Array, state: jax.Array) -> jax.Array:
-    """``should_reset`` reshaped to broadcast against ``state`` (its shape must
-    be a prefix of the state's)."""
-    if should_reset.shape == state.shape[: should_reset.ndim]:
-        extra = (1,) * (state.ndim - should_reset.ndim)
-        return jnp.reshape(should_reset, should_reset.shape + extra)
-    raise ValueError(
-        f"should_reset signal shape {should_reset.shape} is not compatible with "
-        f"state shape {state.shape}"
-    )
+class _PaxOrder(nn.RNNCore):
+    """A Haiku core (or any ``f(inputs, state) -> (outputs, state)``) seen
+    through ``pax.nn``'s convention ``core(state, x) -> (state, output)``, so
+    that ``pax.nn``'s ResetCore, DeepRNN and unrolls run it: the only
+    adapter between the two calling conventions."""
+
+    def __init__(self, core: Any):
+        super().__init__()
+        self.core = core
+
+    def initial_state(self, batch_size: int | None, *, dtype: Any = None):
+        # Haiku's cores take no dtype; pax.nn passes None (keep the dtypes).
+        return self.core.initial_state(batch_size)
+
+    def __call__(self, state: Any, x: Any) -> tuple[Any, Any]:
+        outputs, state = self.core(x, state)
+        return state, outputs
 
 
 class ResetCore(RNNCore):
     """Haiku's ``ResetCore``: takes ``(inputs, should_reset)`` and runs the
-    wrapped core from its initial state wherever ``should_reset`` is true.
+    wrapped core from its initial state wherever ``should_reset`` is true
+    (:class:`pax.nn.ResetCore` does the masking).
 
     Shapes: ``should_reset`` ``[B]`` (a prefix of every state leaf's shape) or
     a pytree like the state; state and outputs are the wrapped core's.
@@ -452,41 +463,20 @@ class ResetCore(RNNCore):
 
     def __call__(self, inputs, state):
         inputs, should_reset = inputs
+        # Haiku hands the wrapped core its inputs as arrays.
         inputs = jax.tree_util.tree_map(jnp.asarray, inputs)
-        should_reset = jax.tree_util.tree_map(jnp.asarray, should_reset)
-        state = jax.tree_util.tree_map(jnp.asarray, state)
-        if jax.tree_util.treedef_is_leaf(jax.tree_util.tree_structure(should_reset)):
-            flag = should_reset
-            should_reset = jax.tree_util.tree_map(lambda _: flag, state)
-        should_reset = jax.tree_util.tree_map(_conform_reset, should_reset, state)
-        if self._is_batched(state):
-            batch_size = jax.tree_util.tree_leaves(inputs)[0].shape[0]
-        else:
-            batch_size = None
-        initial = jax.tree_util.tree_map(
-            lambda s, i: i.astype(s.dtype), state, self.initial_state(batch_size)
-        )
-        state = jax.tree_util.tree_map(jnp.where, should_reset, initial, state)
-        return self.core(inputs, state)
+        reset = nn.ResetCore(_PaxOrder(self.core))
+        state, outputs = reset(state, (inputs, should_reset))
+        return outputs, state
 
     def initial_state(self, batch_size: int | None):
         return self.core.initial_state(batch_size)
 
-    def _is_batched(self, state) -> bool:
-        leaves = jax.tree_util.tree_leaves(state)
-        if not leaves:  # an empty state counts as unbatched
-            return False
-        batched = jax.tree_util.tree_leaves(self.initial_state(batch_size=1))
-        return all(b.shape[1:] == s.shape[1:] for b, s in zip(batched, leaves))
-
-
-def _concat(*arrays: jax.Array) -> jax.Array:
-    return jnp.concatenate(arrays, axis=-1)
-
 
 class _DeepRNN(RNNCore):
-    """Stacked layers (cores and plain callables) run as one core; with skip
-    connections, core ``k > 0`` reads ``concatenate([inputs, out_{k-1}])``."""
+    """Haiku's deep RNN (with or without skip connections) on
+    :class:`pax.nn.DeepRNN`: Haiku's cores go in through the calling-convention
+    adapter, every other layer as a plain function."""
 
     def __init__(
         self,
@@ -499,6 +489,8 @@ class _DeepRNN(RNNCore):
         self.layers = layers
         self.skip_connections = skip_connections
         self.concat_final_output = concat_final_output
+        # Haiku checks at construction, with its own message (pax.nn checks
+        # for an `initial_state` method, Haiku for the RNNCore class).
         if skip_connections:
             for layer in layers:
                 if not isinstance(layer, RNNCore):
@@ -507,33 +499,29 @@ class _DeepRNN(RNNCore):
                         f"`hk.RNNCore`s. Layers is: {layers}"
                     )
 
+    def _native(self) -> nn.DeepRNN:
+        # Haiku's test is isinstance(RNNCore): anything else (a pax module
+        # with `initial_state` included) is called as a function.
+        layers = [
+            _PaxOrder(layer) if isinstance(layer, RNNCore) else nn.Lambda(layer)
+            for layer in self.layers
+        ]
+        return nn.DeepRNN(
+            layers,
+            skip_connections=self.skip_connections,
+            concat_final_output=self.concat_final_output,
+        )
+
     def __call__(self, inputs, state):
-        current = inputs
-        next_states, outputs = [], []
-        for idx, layer in enumerate(self.layers):
-            if self.skip_connections and idx > 0:
-                current = jax.tree_util.tree_map(
-                    lambda x, y: None if x is None else _concat(x, y),
-                    inputs,
-                    current,
-                    is_leaf=lambda x: x is None,
-                )
-            if isinstance(layer, RNNCore):
-                current, next_state = layer(current, state[len(next_states)])
-                outputs.append(current)
-                next_states.append(next_state)
-            else:
-                current = layer(current)
-        if self.skip_connections and self.concat_final_output:
-            current = jax.tree_util.tree_map(_concat, *outputs)
-        return current, tuple(next_states)
+        if not self.layers:  # Haiku allows no layers; pax.nn.DeepRNN does not
+            return inputs, ()
+        state, outputs = self._native()(state, inputs)
+        return outputs, state
 
     def initial_state(self, batch_size: int | None):
-        return tuple(
-            layer.initial_state(batch_size)
-            for layer in self.layers
-            if isinstance(layer, RNNCore)
-        )
+        if not self.layers:
+            return ()
+        return self._native().initial_state(batch_size, dtype=None)
 
 
 class DeepRNN(_DeepRNN):
@@ -586,13 +574,11 @@ def deep_rnn_with_skip_connections(
     )
 
 
-def _swap_batch_time(tree: Any) -> Any:
-    return jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1), tree)
-
-
 def static_unroll(core, input_sequence, initial_state, time_major=True):
     """Haiku's ``static_unroll``: calls ``core`` once per time step in a Python
-    loop; returns ``(output_sequence, final_state)``.
+    loop (:func:`pax.nn.static_unroll`); returns ``(output_sequence,
+    final_state)``. As in Haiku the state may change dtype between steps, and
+    a sequence with no time step is an error.
 
     Shapes: ``input_sequence`` leaves ``[T, B, ...]`` (``[B, T, ...]`` when
     not ``time_major``); outputs stacked the same way.
@@ -607,17 +593,13 @@ def static_unroll(core, input_sequence, initial_state, time_major=True):
     >>> outs.shape, state.shape
     ((5, 2, 4), (2, 4))
     """
-    axis = 0 if time_major else 1
-    leaves, treedef = jax.tree_util.tree_flatten(input_sequence)
-    num_steps = leaves[0].shape[axis]
-    steps = [jnp.unstack(x, axis=axis) for x in leaves]
-    state = initial_state
-    outputs = []
-    for t in range(num_steps):
-        inputs = jax.tree_util.tree_unflatten(treedef, [x[t] for x in steps])
-        out, state = core(inputs, state)
-        outputs.append(out)
-    outputs = jax.tree_util.tree_map(lambda *ys: jnp.stack(ys, axis=axis), *outputs)
+    state, outputs = nn.static_unroll(
+        _PaxOrder(core),
+        input_sequence,
+        initial_state,
+        time_major=time_major,
+        keep_state_dtype=False,
+    )
     return outputs, state
 
 
@@ -630,10 +612,11 @@ def dynamic_unroll(
     return_all_states=False,
     unroll=1,
 ):
-    """Haiku's ``dynamic_unroll``: runs ``core`` over the sequence with
-    ``hk.scan`` (``jax.lax.scan`` outside a transform, so parameters are
-    created at ``init``); returns ``(output_sequence, final_state)`` (every
-    state, stacked like the outputs, with ``return_all_states``).
+    """Haiku's ``dynamic_unroll``: :func:`pax.nn.dynamic_unroll` looping with
+    ``hk.scan`` (``jax.lax.scan`` outside a transform), so parameters are
+    created at ``init`` and Haiku's state and rng thread through the steps;
+    returns ``(output_sequence, final_state)`` (every state, stacked like the
+    outputs, with ``return_all_states``).
 
     Shapes: ``input_sequence`` leaves ``[T, B, ...]`` (``[B, T, ...]`` when
     not ``time_major``); outputs stacked the same way.
@@ -648,25 +631,15 @@ def dynamic_unroll(
     >>> outs.shape, state.hidden.shape
     ((5, 2, 4), (2, 4))
     """
-    scan = _hk_scan if inside_transform() else jax.lax.scan
-
-    def step(prev_state, inputs):
-        outputs, next_state = core(inputs, prev_state)
-        if return_all_states:
-            return next_state, (outputs, next_state)
-        return next_state, outputs
-
-    if not time_major:
-        input_sequence = _swap_batch_time(input_sequence)
-    last_state, stacked = scan(
-        step, initial_state, input_sequence, reverse=reverse, unroll=unroll
+    states, outputs = nn.dynamic_unroll(
+        _PaxOrder(core),
+        input_sequence,
+        initial_state,
+        time_major=time_major,
+        reverse=reverse,
+        return_all_states=return_all_states,
+        unroll=unroll,
+        keep_state_dtype=False,  # as Haiku: the core keeps the carry's dtypes
+        scan=_hk_scan if inside_transform() else jax.lax.scan,
     )
-    if return_all_states:
-        outputs, states = stacked
-    else:
-        outputs, states = stacked, last_state
-    if not time_major:
-        outputs = _swap_batch_time(outputs)
-        if return_all_states:
-            states = _swap_batch_time(states)
     return outputs, states

@@ -869,6 +869,9 @@ def dynamic_unroll(
     reverse: bool = False,
     return_all_states: bool = False,
     unroll: int | bool = 1,
+    *,
+    keep_state_dtype: bool = True,
+    scan: Callable[..., tuple[Any, Any]] = jax.lax.scan,
 ) -> tuple[Any, Any]:
     """Runs ``core`` over a sequence with one ``jax.lax.scan``.
 
@@ -881,12 +884,9 @@ def dynamic_unroll(
     Args:
       core: a core, or any function ``core(state, x) -> (new_state, output)``
         whose ``new_state`` has the structure and shapes of ``state``.
-        Floating leaves of ``new_state`` are cast to the dtype of the
-        matching leaf of ``initial_state`` (the carry keeps its dtype, e.g.
-        for a core under a :func:`pax.apply_mp_policy` policy, whose steps
-        return the state in the policy's output dtype).
       input_sequence: a pytree of arrays ``[T, B, ...]`` (``time_major``) or
-        ``[B, T, ...]``; all leaves share ``T``.
+        ``[B, T, ...]``; all leaves share ``T`` (``T = 0`` gives empty
+        outputs and returns ``initial_state``).
       initial_state: the state before the first step (``core.initial_state``);
         its floating dtypes are those of every state the unroll returns.
       time_major: the time axis is 0 (default) rather than 1.
@@ -896,6 +896,16 @@ def dynamic_unroll(
         outputs) instead of only the final one.
       unroll: how many steps each iteration of the compiled loop runs (an
         int >= 1, or True for a fully unrolled loop), as in ``jax.lax.scan``.
+      keep_state_dtype: cast the floating leaves of each new state to the
+        dtype of the matching leaf of ``initial_state`` (default), so the
+        carry keeps one type, e.g. for a core under a
+        :func:`pax.apply_mp_policy` policy whose steps return the state in the
+        policy's output dtype. False passes the core's state on unchanged
+        (``jax.lax.scan`` then needs it to keep its dtypes).
+      scan: the loop, called ``scan(step, initial_state, xs, reverse=...,
+        unroll=...)`` with ``jax.lax.scan``'s meaning (the default). A
+        framework that threads its own state through the steps passes its
+        own (``pax.hk.dynamic_unroll`` passes ``hk.scan``).
 
     Returns:
       ``(final_state, outputs)``: ``final_state`` has the state's structure
@@ -918,10 +928,11 @@ def dynamic_unroll(
 
     def step(state, x):
         state, y = core(state, x)
-        state = _like_carry(state, initial_state)
+        if keep_state_dtype:
+            state = _like_carry(state, initial_state)
         return state, ((state, y) if return_all_states else y)
 
-    final, stacked = jax.lax.scan(
+    final, stacked = scan(
         step, initial_state, input_sequence, reverse=bool(reverse), unroll=unroll
     )
     if return_all_states:
@@ -943,6 +954,8 @@ def static_unroll(
     reverse: bool = False,
     return_all_states: bool = False,
     unroll: int | bool = 1,
+    *,
+    keep_state_dtype: bool = True,
 ) -> tuple[Any, Any]:
     """Runs ``core`` over a sequence with a Python loop (one call per step).
 
@@ -950,11 +963,11 @@ def static_unroll(
     the loop is traced ``T`` times, so compile time grows with ``T``.
 
     Args:
-      core: a core, or any function ``core(state, x) -> (new_state, output)``;
-        as in :func:`dynamic_unroll` the state keeps the floating dtypes of
-        ``initial_state``.
+      core: a core, or any function ``core(state, x) -> (new_state, output)``.
       input_sequence: a pytree of arrays ``[T, B, ...]`` (``time_major``) or
-        ``[B, T, ...]``; all leaves share ``T >= 1``.
+        ``[B, T, ...]``; all leaves share ``T >= 1`` (with no step there is
+        no output to learn the structure of: ``T = 0`` raises a
+        ``ValueError``; :func:`dynamic_unroll` accepts it).
       initial_state: the state before the first step.
       time_major: the time axis is 0 (default) rather than 1.
       reverse: run from the last step to the first (outputs keep their time
@@ -962,6 +975,8 @@ def static_unroll(
       return_all_states: return the state after every step, stacked.
       unroll: accepted for symmetry with :func:`dynamic_unroll`; it has no
         effect (the loop is already fully unrolled).
+      keep_state_dtype: as in :func:`dynamic_unroll` (default True); with
+        False the state may change dtype from step to step.
 
     Returns:
       ``(final_state, outputs)`` as :func:`dynamic_unroll`.
@@ -982,16 +997,15 @@ def static_unroll(
     if num_steps == 0:
         raise ValueError(f"{owner}: `input_sequence` has no time steps")
     leaves, treedef = jax.tree_util.tree_flatten(input_sequence)
-    leaves = [jnp.asarray(leaf) for leaf in leaves]
+    # One unstack per leaf (not T slices): its VJP is a single stack.
+    steps = [jnp.unstack(jnp.asarray(leaf), axis=axis) for leaf in leaves]
     order = range(num_steps - 1, -1, -1) if reverse else range(num_steps)
     state = initial_state
     states, outputs = [None] * num_steps, [None] * num_steps
     for t in order:
-        x = treedef.unflatten(
-            [jax.lax.index_in_dim(leaf, t, axis, keepdims=False) for leaf in leaves]
-        )
-        state, outputs[t] = core(state, x)
-        state = _like_carry(state, initial_state)
+        state, outputs[t] = core(state, treedef.unflatten([x[t] for x in steps]))
+        if keep_state_dtype:
+            state = _like_carry(state, initial_state)
         states[t] = state
 
     def stack(seq):

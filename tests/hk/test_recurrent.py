@@ -353,3 +353,33 @@ def test_conv_lstm_bfloat16_matches_haiku():
     for a, b in zip(*(jax.tree_util.tree_leaves(res[k][1][0]) for k in LIBS)):
         assert a.dtype == b.dtype == jnp.bfloat16
         np.testing.assert_array_equal(np.float32(a), np.float32(b))
+
+
+def test_unroll_edge_cases_match_haiku():
+    # a bfloat16 initial state with float32 inputs: in Haiku's static unroll
+    # the state follows the core's promotion from the first step on
+    def build(hk, xs):
+        core = hk.LSTM(4)
+        state = jax.tree_util.tree_map(
+            lambda s: s.astype(jnp.bfloat16), core.initial_state(B)
+        )
+        return hk.static_unroll(core, xs, state)
+
+    _assert_same(_run(build, _x(T, B, I)))
+
+    def build_empty(hk, xs):  # no time step: empty outputs, the initial state
+        core = hk.GRU(4)
+        return hk.dynamic_unroll(core, xs, core.initial_state(B))
+
+    _assert_same(_run(build_empty, jnp.zeros((0, B, I))))
+    f = phk.transform(lambda xs: phk.static_unroll(phk.GRU(4), xs, jnp.zeros((B, 4))))
+    with pytest.raises(ValueError, match="no time steps"):  # Haiku: a TypeError
+        f.init(None, jnp.zeros((0, B, I)))
+
+
+def test_deep_rnn_without_layers_matches_haiku():
+    def build(hk, x):
+        core = hk.DeepRNN([])
+        return core(x, core.initial_state(B)), core.initial_state(None)
+
+    _assert_same(_run(build, _x(B, I)))

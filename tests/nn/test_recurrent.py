@@ -691,3 +691,40 @@ def test_constructor_and_unroll_errors(key):
         dynamic_unroll(core, jnp.ones((4, 2, 3)), core.initial_state(2), unroll=0)
     with pytest.raises(ValueError, match=r"\[B, T, \.\.\.\]"):
         dynamic_unroll(core, jnp.ones((4,)), core.initial_state(2), time_major=False)
+
+
+def test_unroll_seams_keep_state_dtype_and_scan(key):
+    # a core that returns its state in float32 whatever it was given
+    def core(s, x):
+        return (s + x).astype(jnp.float32), s
+
+    xs = jnp.ones((3, 2), jnp.float32)
+    s0 = jnp.zeros((2,), jnp.bfloat16)
+    for unroll in (static_unroll, dynamic_unroll):
+        kept, _ = unroll(core, xs, s0)
+        assert kept.dtype == jnp.bfloat16  # default: the carry keeps its dtype
+    drift, ys = static_unroll(core, xs, s0, keep_state_dtype=False)
+    assert drift.dtype == jnp.float32 and ys.dtype == jnp.float32
+    assert ys[0, 0].dtype == jnp.float32  # stacked: the first step's bf16 promoted
+
+    calls = []
+
+    def my_scan(f, init, xs, **kwargs):
+        calls.append(sorted(kwargs))
+        return jax.lax.scan(f, init, xs, **kwargs)
+
+    gru = make_gru(key)
+    xs = normal(2, (4, 2, 3))
+    want = dynamic_unroll(gru, xs, gru.initial_state(2), reverse=True)
+    got = dynamic_unroll(gru, xs, gru.initial_state(2), reverse=True, scan=my_scan)
+    assert calls == [["reverse", "unroll"]]
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_dynamic_unroll_of_no_steps_static_unroll_raises(key):
+    gru = make_gru(key)
+    xs = jnp.ones((0, 2, 3))
+    state, ys = dynamic_unroll(gru, xs, gru.initial_state(2))
+    assert ys.shape == (0, 2, 4) and state.shape == (2, 4)
+    with pytest.raises(ValueError, match="no time steps"):
+        static_unroll(gru, xs, gru.initial_state(2))
