@@ -571,7 +571,27 @@ class ResNet(Module):
 
 
 class _ResNetPreset(ResNet):
-    """A :class:`ResNet` with one of Haiku's configurations (``CONFIGS``)."""
+    """A :class:`ResNet` with one of Haiku's configurations (``CONFIGS``):
+    ``ResNet18(input_channels, num_classes, bn_config=None, resnet_v2=False,
+    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``,
+    and the same for 34, 50, 101, 152 and 200. ResNet-18 and 34 have basic
+    blocks at ``channels_per_group=(64, 128, 256, 512)`` and no projection in
+    the first group; the others bottleneck blocks at ``(256, 512, 1024,
+    2048)`` and projections everywhere. Input ``[N, H, W, C]``, output
+    ``[N, num_classes]``; see :class:`ResNet`.
+
+    Counting the parameters without allocating them:
+
+    >>> import jax, pax
+    >>> def count(cls):
+    ...     shapes = jax.eval_shape(
+    ...         lambda k: cls(3, 1000, rng_key=k).parameters(), jax.random.PRNGKey(0))
+    ...     return sum(x.size for x in jax.tree_util.tree_leaves(shapes))
+    >>> [count(getattr(pax.nets, f"ResNet{d}")) for d in (18, 34, 50)]
+    [11689512, 21797672, 25557032]
+    >>> [count(getattr(pax.nets, f"ResNet{d}")) for d in (101, 152, 200)]
+    [44549160, 60192808, 64673832]
+    """
 
     _depth: int  # the key of ``ResNet.CONFIGS``
 
@@ -620,132 +640,48 @@ class _ResNetPreset(ResNet):
 
 
 class ResNet18(_ResNetPreset):
-    """ResNet-18: :class:`ResNet` with Haiku's ``CONFIGS[18]``.
-
-    ``ResNet18(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Basic blocks, ``blocks_per_group=(2, 2, 2, 2)``,
-    ``channels_per_group=(64, 128, 256, 512)``, no projection in the first group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet18(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    11689512
-    """
+    """ResNet-18: :class:`ResNet` with ``CONFIGS[18]`` (basic blocks,
+    ``blocks_per_group=(2, 2, 2, 2)``); 11,689,512 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 18
 
 
 class ResNet34(_ResNetPreset):
-    """ResNet-34: :class:`ResNet` with Haiku's ``CONFIGS[34]``.
-
-    ``ResNet34(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Basic blocks, ``blocks_per_group=(3, 4, 6, 3)``,
-    ``channels_per_group=(64, 128, 256, 512)``, no projection in the first group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet34(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    21797672
-    """
+    """ResNet-34: :class:`ResNet` with ``CONFIGS[34]`` (basic blocks,
+    ``blocks_per_group=(3, 4, 6, 3)``); 21,797,672 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 34
 
 
 class ResNet50(_ResNetPreset):
-    """ResNet-50: :class:`ResNet` with Haiku's ``CONFIGS[50]``.
-
-    ``ResNet50(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 4, 6, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet50(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    25557032
-    """
+    """ResNet-50: :class:`ResNet` with ``CONFIGS[50]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 4, 6, 3)``); 25,557,032 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 50
 
 
 class ResNet101(_ResNetPreset):
-    """ResNet-101: :class:`ResNet` with Haiku's ``CONFIGS[101]``.
-
-    ``ResNet101(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 4, 23, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet101(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    44549160
-    """
+    """ResNet-101: :class:`ResNet` with ``CONFIGS[101]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 4, 23, 3)``); 44,549,160 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 101
 
 
 class ResNet152(_ResNetPreset):
-    """ResNet-152: :class:`ResNet` with Haiku's ``CONFIGS[152]``.
-
-    ``ResNet152(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 8, 36, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet152(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    60192808
-    """
+    """ResNet-152: :class:`ResNet` with ``CONFIGS[152]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 8, 36, 3)``); 60,192,808 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 152
 
 
 class ResNet200(_ResNetPreset):
-    """ResNet-200: :class:`ResNet` with Haiku's ``CONFIGS[200]``.
-
-    ``ResNet200(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 24, 36, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet200(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    64673832
-    """
+    """ResNet-200: :class:`ResNet` with ``CONFIGS[200]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 24, 36, 3)``); 64,673,832 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 200
