@@ -11,6 +11,7 @@ from ..initializers import Initializer
 from ..nn._dropout import dropout
 from ..nn._linear import Linear
 from ..nn._utils import as_array, positive_int, rng_key_or_next, who
+from ._arch import mlp_forward
 
 
 class MLP(Module):
@@ -124,15 +125,11 @@ class MLP(Module):
                 f"{who(self)}: `rng_key` is only used with `dropout_rate`; pass "
                 "both or neither"
             )
-        keys = jax.random.split(rng_key, len(self.layers)) if use_dropout else None
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            x = layer(x)
-            if i < last or self.activate_final:
-                if use_dropout:
-                    x = dropout(keys[i], dropout_rate, x)
-                x = self.activation(x)
-        return x
+        drop = None
+        if use_dropout:
+            keys = iter(jax.random.split(rng_key, len(self.layers)))
+            drop = lambda y: dropout(next(keys), dropout_rate, y)
+        return mlp_forward(x, self.layers, self.activation, self.activate_final, drop)
 
     def reverse(
         self,

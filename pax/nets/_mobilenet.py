@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 
 from .._core.module import Module
 from ..nn._batch_norm import BatchNorm
@@ -35,16 +34,21 @@ from ..nn._conv import Conv2D
 from ..nn._depthwise import DepthwiseConv2D
 from ..nn._linear import Linear
 from ..nn._utils import positive_int, rng_key_or_next, who
-from ._resnet import Stride, check_image, check_stride
-
-_DECAY_RATE = 0.999  # Haiku's MobileNet batch norms
-# Haiku's defaults: 13 blocks, for 224x224 images (7x7 before the mean)
-_STRIDES = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1)
-_CHANNELS = (64, 128, 128, 256, 256, 512, 512, 512, 512, 512, 512, 1024, 1024)
+from ._arch import (
+    MOBILENET_V1_CHANNELS,
+    MOBILENET_V1_DECAY_RATE,
+    MOBILENET_V1_STRIDES,
+    Stride,
+    mobilenet_v1_block,
+    mobilenet_v1_forward,
+)
+from ._resnet import check_image, check_stride
 
 
 def _batch_norm(use_bn: bool, channels: int, key: jax.Array) -> BatchNorm | None:
-    return BatchNorm(channels, decay_rate=_DECAY_RATE, rng_key=key) if use_bn else None
+    if not use_bn:
+        return None
+    return BatchNorm(channels, decay_rate=MOBILENET_V1_DECAY_RATE, rng_key=key)
 
 
 class MobileNetV1Block(Module):
@@ -107,13 +111,13 @@ class MobileNetV1Block(Module):
         """``[N, H, W, in_channels] -> [N, H', W', channels]``."""
         x = check_image(x, self.in_channels, who(self))
         with jax.named_scope("pax.nets.MobileNetV1Block"):
-            out = self.depthwise_conv(x)
-            if self.depthwise_batchnorm is not None:
-                out = self.depthwise_batchnorm(out)
-            out = self.pointwise_conv(jax.nn.relu(out))
-            if self.pointwise_batchnorm is not None:
-                out = self.pointwise_batchnorm(out)
-            return jax.nn.relu(out)
+            return mobilenet_v1_block(
+                x,
+                self.depthwise_conv,
+                self.depthwise_batchnorm,
+                self.pointwise_conv,
+                self.pointwise_batchnorm,
+            )
 
 
 class MobileNetV1(Module):
@@ -156,11 +160,16 @@ class MobileNetV1(Module):
     (2, 10)
     """
 
+    # Haiku's defaults; pax.hk.nets.MobileNetV1 reads these
+    STRIDES = MOBILENET_V1_STRIDES
+    CHANNELS = MOBILENET_V1_CHANNELS
+    DECAY_RATE = MOBILENET_V1_DECAY_RATE
+
     def __init__(
         self,
         input_channels: int,
-        strides: Sequence[Stride] = _STRIDES,
-        channels: Sequence[int] = _CHANNELS,
+        strides: Sequence[Stride] = MOBILENET_V1_STRIDES,
+        channels: Sequence[int] = MOBILENET_V1_CHANNELS,
         num_classes: int = 1000,
         use_bn: bool = True,
         *,
@@ -212,11 +221,6 @@ class MobileNetV1(Module):
                 f"width >= 3, got shape {tuple(x.shape)}"
             )
         with jax.named_scope("pax.nets.MobileNetV1"):
-            out = self.initial_conv(x)
-            if self.initial_batchnorm is not None:
-                out = self.initial_batchnorm(out)
-            out = jax.nn.relu(out)
-            for block in self.blocks:
-                out = block(out)
-            out = jnp.mean(out, axis=(1, 2))
-            return self.logits(out)
+            return mobilenet_v1_forward(
+                x, self.initial_conv, self.initial_batchnorm, self.blocks, self.logits
+            )

@@ -26,18 +26,17 @@ projection of a block without one, ``initial_batchnorm`` in v2,
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from .._core.module import Module
 from ..initializers import zeros
 from ..nn._batch_norm import BatchNorm
 from ..nn._conv import Conv2D
 from ..nn._linear import Linear
-from ..nn._pool import max_pool
 from ..nn._utils import (
     as_array,
     positive_int,
@@ -46,8 +45,14 @@ from ..nn._utils import (
     split_key,
     who,
 )
-
-Stride = int | Sequence[int]
+from ._arch import (
+    RESNET_BN_DEFAULTS,
+    RESNET_CONFIGS,
+    RESNET_INITIAL_CONV_DEFAULTS,
+    ResNetBlockSpec,
+    Stride,
+    resnet_forward,
+)
 
 # Keyword arguments each config may forward (the input size, data format and
 # rng key are the network's to set).
@@ -133,32 +138,33 @@ def check_stride(stride: Any, name: str, owner: str) -> Stride:
 
 
 class _Block(Module):
-    """What the v1 and v2 blocks share: construction and the layer list."""
+    """What the v1 and v2 blocks share: construction from
+    :class:`ResNetBlockSpec`, the layer list and the forward pass."""
 
-    def _build(
+    _v2: bool  # the pre-activation form
+
+    def __init__(
         self,
         in_channels: int,
         channels: int,
         stride: Stride,
         use_projection: bool,
-        bn_config: Mapping[str, Any] | None,
-        bottleneck: bool,
-        rng_key: jax.Array | None,
-        v2: bool,
-    ) -> None:
+        bn_config: Mapping[str, Any] | None = None,
+        bottleneck: bool = True,
+        *,
+        rng_key: jax.Array | None = None,
+        name: str | None = None,
+    ):
+        super().__init__(name=name)
         owner = type(self).__name__
         self.in_channels = positive_int(in_channels, "in_channels", owner)
         self.channels = positive_int(channels, "channels", owner)
         self.stride = check_stride(stride, "stride", owner)
         self.use_projection = bool(use_projection)
         self.bottleneck = bool(bottleneck)
-        bn = config_dict(bn_config, _BN_KEYS, "bn_config", owner)
-        bn.setdefault("create_scale", True)
-        bn.setdefault("create_offset", True)
-        if not v2:
-            bn.setdefault("decay_rate", 0.999)  # Haiku's block default
-        inner = self.channels // 4 if self.bottleneck else self.channels
-        if inner < 1:
+        spec = self.spec
+        bn = spec.bn_config(config_dict(bn_config, _BN_KEYS, "bn_config", owner))
+        if self.bottleneck and self.channels < 4:
             raise ValueError(
                 f"{owner}: a bottleneck block needs `channels` >= 4 (its inner "
                 f"convolutions have channels // 4), got {self.channels}"
@@ -182,30 +188,31 @@ class _Block(Module):
                 rng_key=key,
             )
 
+        self.proj_conv = self.proj_batchnorm = None
         if self.use_projection:
             self.proj_conv = conv(keys[0], self.in_channels, self.channels, 1, stride)
-            self.proj_batchnorm = (
-                None if v2 else BatchNorm(self.channels, rng_key=keys[1], **bn)
-            )
-        else:
-            self.proj_conv = None
-            self.proj_batchnorm = None
-        # (conv, batchnorm) specs; v2 normalizes a layer's input, v1 its output
-        if self.bottleneck:
-            convs = [(self.in_channels, inner, 1, 1), (inner, inner, 3, stride)]
-            convs.append((inner, self.channels, 1, 1))
-        else:
-            convs = [(self.in_channels, inner, 3, stride), (inner, inner, 3, 1)]
-        for k, (cin, cout, kernel, s) in enumerate(convs):
-            setattr(self, f"conv_{k}", conv(keys[2 + 2 * k], cin, cout, kernel, s))
-            bn_k = dict(bn)
-            if not v2 and k == 2:
-                bn_k["scale_init"] = zeros  # the residual branch starts at zero
-            norm = BatchNorm(cin if v2 else cout, rng_key=keys[3 + 2 * k], **bn_k)
+        if spec.projection_norm:
+            self.proj_batchnorm = BatchNorm(self.channels, rng_key=keys[1], **bn)
+        cin = self.in_channels
+        for k, layer in enumerate(spec.layers):
+            cout = layer.out_channels
+            conv_k = conv(keys[2 + 2 * k], cin, cout, layer.kernel_shape, layer.stride)
+            setattr(self, f"conv_{k}", conv_k)
+            # v2 normalizes a convolution's input, v1 its output; a zero scale
+            # wins over the config's `scale_init` (the branch starts at zero)
+            bn_k = dict(bn, scale_init=zeros) if layer.zero_scale else bn
+            norm = BatchNorm(cin if self._v2 else cout, rng_key=keys[3 + 2 * k], **bn_k)
             setattr(self, f"batchnorm_{k}", norm)
+            cin = cout
         if not self.bottleneck:
-            self.conv_2 = None
-            self.batchnorm_2 = None
+            self.conv_2 = self.batchnorm_2 = None
+
+    @property
+    def spec(self) -> ResNetBlockSpec:
+        """The block's structure (shared with ``pax.hk.nets``)."""
+        return ResNetBlockSpec(
+            self.channels, self.stride, self.use_projection, self.bottleneck, self._v2
+        )
 
     @property
     def layers(self) -> tuple[tuple[Conv2D, BatchNorm], ...]:
@@ -214,6 +221,20 @@ class _Block(Module):
         if self.conv_2 is not None:
             pairs = (*pairs, (self.conv_2, self.batchnorm_2))
         return pairs
+
+    def __call__(self, x: jax.Array, *, test_local_stats: bool = False) -> jax.Array:
+        """``[N, H, W, in_channels] -> [N, H', W', channels]``."""
+        x = check_image(x, self.in_channels, who(self))
+
+        def norm(bn):
+            return functools.partial(bn, test_local_stats=test_local_stats)
+
+        projection = self.proj_conv
+        if self.proj_batchnorm is not None:
+            projection = lambda y: norm(self.proj_batchnorm)(self.proj_conv(y))
+        layers = [(conv, norm(bn)) for conv, bn in self.layers]
+        with jax.named_scope(f"pax.nets.ResNet.{type(self).__name__}"):
+            return self.spec.apply(x, layers, projection, self._add)
 
     def _add(self, out: jax.Array, shortcut: jax.Array) -> jax.Array:
         if out.shape != shortcut.shape:
@@ -255,46 +276,7 @@ class BlockV1(_Block):
     In training mode a call updates batch statistics (use ``pax.purecall``).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: Stride,
-        use_projection: bool,
-        bn_config: Mapping[str, Any] | None = None,
-        bottleneck: bool = True,
-        *,
-        rng_key: jax.Array | None = None,
-        name: str | None = None,
-    ):
-        super().__init__(name=name)
-        self._build(
-            in_channels,
-            channels,
-            stride,
-            use_projection,
-            bn_config,
-            bottleneck,
-            rng_key,
-            v2=False,
-        )
-
-    def __call__(self, x: jax.Array, *, test_local_stats: bool = False) -> jax.Array:
-        """``[N, H, W, in_channels] -> [N, H', W', channels]``."""
-        x = check_image(x, self.in_channels, who(self))
-        with jax.named_scope("pax.nets.ResNet.BlockV1"):
-            shortcut = x
-            if self.proj_conv is not None:
-                shortcut = self.proj_batchnorm(
-                    self.proj_conv(x), test_local_stats=test_local_stats
-                )
-            out = x
-            layers = self.layers
-            for k, (conv, bn) in enumerate(layers):
-                out = bn(conv(out), test_local_stats=test_local_stats)
-                if k < len(layers) - 1:
-                    out = jax.nn.relu(out)
-            return jax.nn.relu(self._add(out, shortcut))
+    _v2 = False
 
 
 class BlockV2(_Block):
@@ -322,41 +304,7 @@ class BlockV2(_Block):
     In training mode a call updates batch statistics (use ``pax.purecall``).
     """
 
-    def __init__(
-        self,
-        in_channels: int,
-        channels: int,
-        stride: Stride,
-        use_projection: bool,
-        bn_config: Mapping[str, Any] | None = None,
-        bottleneck: bool = True,
-        *,
-        rng_key: jax.Array | None = None,
-        name: str | None = None,
-    ):
-        super().__init__(name=name)
-        self._build(
-            in_channels,
-            channels,
-            stride,
-            use_projection,
-            bn_config,
-            bottleneck,
-            rng_key,
-            v2=True,
-        )
-
-    def __call__(self, x: jax.Array, *, test_local_stats: bool = False) -> jax.Array:
-        """``[N, H, W, in_channels] -> [N, H', W', channels]``."""
-        x = check_image(x, self.in_channels, who(self))
-        with jax.named_scope("pax.nets.ResNet.BlockV2"):
-            out = shortcut = x
-            for k, (conv, bn) in enumerate(self.layers):
-                out = jax.nn.relu(bn(out, test_local_stats=test_local_stats))
-                if k == 0 and self.proj_conv is not None:
-                    shortcut = self.proj_conv(out)
-                out = conv(out)
-            return self._add(out, shortcut)
+    _v2 = True
 
 
 class BlockGroup(Module):
@@ -398,18 +346,21 @@ class BlockGroup(Module):
         self.channels = positive_int(channels, "channels", owner)
         num_blocks = positive_int(num_blocks, "num_blocks", owner)
         block_cls = BlockV2 if resnet_v2 else BlockV1
+        specs = ResNetBlockSpec.group(
+            self.channels, num_blocks, stride, use_projection, bottleneck, resnet_v2
+        )
         keys = split_key(rng_key_or_next(rng_key), num_blocks)
         self.blocks = tuple(
             block_cls(
                 self.in_channels if i == 0 else self.channels,
                 self.channels,
-                stride if i == 0 else 1,
-                use_projection=bool(use_projection) and i == 0,
+                spec.stride,
+                use_projection=spec.use_projection,
                 bn_config=bn_config,
                 bottleneck=bottleneck,
                 rng_key=keys[i],
             )
-            for i in range(num_blocks)
+            for i, spec in enumerate(specs)
         )
 
     def __call__(self, x: jax.Array, *, test_local_stats: bool = False) -> jax.Array:
@@ -479,44 +430,10 @@ class ResNet(Module):
     (2, 10)
     """
 
-    CONFIGS = {
-        18: {
-            "blocks_per_group": (2, 2, 2, 2),
-            "bottleneck": False,
-            "channels_per_group": (64, 128, 256, 512),
-            "use_projection": (False, True, True, True),
-        },
-        34: {
-            "blocks_per_group": (3, 4, 6, 3),
-            "bottleneck": False,
-            "channels_per_group": (64, 128, 256, 512),
-            "use_projection": (False, True, True, True),
-        },
-        50: {
-            "blocks_per_group": (3, 4, 6, 3),
-            "bottleneck": True,
-            "channels_per_group": (256, 512, 1024, 2048),
-            "use_projection": (True, True, True, True),
-        },
-        101: {
-            "blocks_per_group": (3, 4, 23, 3),
-            "bottleneck": True,
-            "channels_per_group": (256, 512, 1024, 2048),
-            "use_projection": (True, True, True, True),
-        },
-        152: {
-            "blocks_per_group": (3, 8, 36, 3),
-            "bottleneck": True,
-            "channels_per_group": (256, 512, 1024, 2048),
-            "use_projection": (True, True, True, True),
-        },
-        200: {
-            "blocks_per_group": (3, 24, 36, 3),
-            "bottleneck": True,
-            "channels_per_group": (256, 512, 1024, 2048),
-            "use_projection": (True, True, True, True),
-        },
-    }
+    # Haiku's configurations and defaults; pax.hk.nets.ResNet reads these
+    CONFIGS = RESNET_CONFIGS
+    BN_DEFAULTS = RESNET_BN_DEFAULTS
+    INITIAL_CONV_DEFAULTS = RESNET_INITIAL_CONV_DEFAULTS
 
     BlockGroup = BlockGroup
     BlockV1 = BlockV1
@@ -568,20 +485,13 @@ class ResNet(Module):
             )
 
         bn = config_dict(bn_config, _BN_KEYS, "bn_config", owner)
-        bn.setdefault("decay_rate", 0.9)
-        bn.setdefault("eps", 1e-5)
-        bn.setdefault("create_scale", True)
-        bn.setdefault("create_offset", True)
+        bn = {**RESNET_BN_DEFAULTS, **bn}
         logits_kw = config_dict(logits_config, _LINEAR_KEYS, "logits_config", owner)
         logits_kw.setdefault("w_init", zeros)
         conv_kw = config_dict(
             initial_conv_config, _CONV_KEYS, "initial_conv_config", owner
         )
-        conv_kw.setdefault("out_features", 64)
-        conv_kw.setdefault("kernel_shape", 7)
-        conv_kw.setdefault("stride", 2)
-        conv_kw.setdefault("with_bias", False)
-        conv_kw.setdefault("padding", "SAME")
+        conv_kw = {"out_features": 64, **RESNET_INITIAL_CONV_DEFAULTS, **conv_kw}
 
         # check every shortcut before building anything
         in_channels = positive_int(
@@ -641,24 +551,47 @@ class ResNet(Module):
         """
         x = check_image(x, self.input_channels, who(self))
         with jax.named_scope(f"pax.nets.{type(self).__name__}"):
-            out = self.initial_conv(x)
-            if self.initial_batchnorm is not None:
-                out = self.initial_batchnorm(out, test_local_stats=test_local_stats)
-                out = jax.nn.relu(out)
-            out = max_pool(
-                out, window_shape=(1, 3, 3, 1), strides=(1, 2, 2, 1), padding="SAME"
+            return resnet_forward(
+                x,
+                self.initial_conv,
+                self._norm(self.initial_batchnorm, test_local_stats),
+                [
+                    functools.partial(g, test_local_stats=test_local_stats)
+                    for g in self.block_groups
+                ],
+                self._norm(self.final_batchnorm, test_local_stats),
+                self.logits,
             )
-            for group in self.block_groups:
-                out = group(out, test_local_stats=test_local_stats)
-            if self.final_batchnorm is not None:
-                out = self.final_batchnorm(out, test_local_stats=test_local_stats)
-                out = jax.nn.relu(out)
-            out = jnp.mean(out, axis=(1, 2))
-            return self.logits(out)
+
+    @staticmethod
+    def _norm(bn: BatchNorm | None, test_local_stats: bool):
+        if bn is None:
+            return None
+        return functools.partial(bn, test_local_stats=test_local_stats)
 
 
 class _ResNetPreset(ResNet):
-    """A :class:`ResNet` with one of Haiku's configurations (``CONFIGS``)."""
+    """A :class:`ResNet` with one of Haiku's configurations (``CONFIGS``):
+    ``ResNet18(input_channels, num_classes, bn_config=None, resnet_v2=False,
+    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``,
+    and the same for 34, 50, 101, 152 and 200. ResNet-18 and 34 have basic
+    blocks at ``channels_per_group=(64, 128, 256, 512)`` and no projection in
+    the first group; the others bottleneck blocks at ``(256, 512, 1024,
+    2048)`` and projections everywhere. Input ``[N, H, W, C]``, output
+    ``[N, num_classes]``; see :class:`ResNet`.
+
+    Counting the parameters without allocating them:
+
+    >>> import jax, pax
+    >>> def count(cls):
+    ...     shapes = jax.eval_shape(
+    ...         lambda k: cls(3, 1000, rng_key=k).parameters(), jax.random.PRNGKey(0))
+    ...     return sum(x.size for x in jax.tree_util.tree_leaves(shapes))
+    >>> [count(getattr(pax.nets, f"ResNet{d}")) for d in (18, 34, 50)]
+    [11689512, 21797672, 25557032]
+    >>> [count(getattr(pax.nets, f"ResNet{d}")) for d in (101, 152, 200)]
+    [44549160, 60192808, 64673832]
+    """
 
     _depth: int  # the key of ``ResNet.CONFIGS``
 
@@ -707,132 +640,48 @@ class _ResNetPreset(ResNet):
 
 
 class ResNet18(_ResNetPreset):
-    """ResNet-18: :class:`ResNet` with Haiku's ``CONFIGS[18]``.
-
-    ``ResNet18(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Basic blocks, ``blocks_per_group=(2, 2, 2, 2)``,
-    ``channels_per_group=(64, 128, 256, 512)``, no projection in the first group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet18(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    11689512
-    """
+    """ResNet-18: :class:`ResNet` with ``CONFIGS[18]`` (basic blocks,
+    ``blocks_per_group=(2, 2, 2, 2)``); 11,689,512 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 18
 
 
 class ResNet34(_ResNetPreset):
-    """ResNet-34: :class:`ResNet` with Haiku's ``CONFIGS[34]``.
-
-    ``ResNet34(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Basic blocks, ``blocks_per_group=(3, 4, 6, 3)``,
-    ``channels_per_group=(64, 128, 256, 512)``, no projection in the first group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet34(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    21797672
-    """
+    """ResNet-34: :class:`ResNet` with ``CONFIGS[34]`` (basic blocks,
+    ``blocks_per_group=(3, 4, 6, 3)``); 21,797,672 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 34
 
 
 class ResNet50(_ResNetPreset):
-    """ResNet-50: :class:`ResNet` with Haiku's ``CONFIGS[50]``.
-
-    ``ResNet50(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 4, 6, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet50(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    25557032
-    """
+    """ResNet-50: :class:`ResNet` with ``CONFIGS[50]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 4, 6, 3)``); 25,557,032 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 50
 
 
 class ResNet101(_ResNetPreset):
-    """ResNet-101: :class:`ResNet` with Haiku's ``CONFIGS[101]``.
-
-    ``ResNet101(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 4, 23, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet101(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    44549160
-    """
+    """ResNet-101: :class:`ResNet` with ``CONFIGS[101]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 4, 23, 3)``); 44,549,160 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 101
 
 
 class ResNet152(_ResNetPreset):
-    """ResNet-152: :class:`ResNet` with Haiku's ``CONFIGS[152]``.
-
-    ``ResNet152(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 8, 36, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet152(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    60192808
-    """
+    """ResNet-152: :class:`ResNet` with ``CONFIGS[152]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 8, 36, 3)``); 60,192,808 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 152
 
 
 class ResNet200(_ResNetPreset):
-    """ResNet-200: :class:`ResNet` with Haiku's ``CONFIGS[200]``.
-
-    ``ResNet200(input_channels, num_classes, bn_config=None, resnet_v2=False,
-    logits_config=None, initial_conv_config=None, strides=(1, 2, 2, 2))``.
-    Bottleneck blocks, ``blocks_per_group=(3, 24, 36, 3)``,
-    ``channels_per_group=(256, 512, 1024, 2048)``, projections in every group. Input
-    ``[N, H, W, C]``, output ``[N, num_classes]``; see :class:`ResNet`.
-
-    Counting the parameters without allocating them:
-
-    >>> import jax, pax
-    >>> shapes = jax.eval_shape(
-    ...     lambda k: pax.nets.ResNet200(3, 1000, rng_key=k).parameters(),
-    ...     jax.random.PRNGKey(0))
-    >>> sum(x.size for x in jax.tree_util.tree_leaves(shapes))
-    64673832
-    """
+    """ResNet-200: :class:`ResNet` with ``CONFIGS[200]`` (bottleneck blocks,
+    ``blocks_per_group=(3, 24, 36, 3)``); 64,673,832 parameters for 3 input
+    channels and 1000 classes."""
 
     _depth = 200

@@ -1,7 +1,10 @@
-"""``hk.nets``: Haiku's networks, built from ``pax.hk`` layers (which compute
-with ``pax.nn``): ``MLP``, ``ResNet`` (with ``ResNet.BlockV1``, ``BlockV2``,
-``BlockGroup``) and ``ResNet18`` ... ``ResNet200``, ``MobileNetV1``,
-``VectorQuantizer`` and ``VectorQuantizerEMA``."""
+"""``hk.nets``: Haiku's networks: ``MLP``, ``ResNet`` (with ``ResNet.BlockV1``,
+``BlockV2``, ``BlockGroup``) and ``ResNet18`` ... ``ResNet200``,
+``MobileNetV1``, ``VectorQuantizer`` and ``VectorQuantizerEMA``.
+
+Each is the ``pax.nets`` network's architecture (its configurations, block
+layouts and forward functions, or for the quantizers the native module
+itself) built from ``pax.hk`` layers, which compute with ``pax.nn``."""
 
 from ._mlp import MLP as MLP
 from ._mobilenet import MobileNetV1 as MobileNetV1

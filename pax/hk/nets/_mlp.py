@@ -1,4 +1,5 @@
-"""``hk.nets.MLP``: Haiku's multi-layer perceptron, from ``hk.Linear`` layers."""
+"""``hk.nets.MLP``: Haiku's multi-layer perceptron, from ``hk.Linear`` layers
+run in ``pax.nets.MLP``'s order (``pax.nets.mlp_forward``)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable, Iterable
 
 import jax
 
+from ... import nets
 from .._base import PRNGSequence
 from .._linear import Linear
 from .._module import Module
@@ -63,16 +65,13 @@ class MLP(Module):
             raise ValueError("When using dropout an rng key must be passed.")
         if dropout_rate is None and rng is not None:
             raise ValueError("RNG should only be passed when using dropout.")
-        keys = PRNGSequence(rng) if rng is not None else None
-        out = inputs
-        last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            out = layer(out)
-            if i < last or self.activate_final:
-                if dropout_rate is not None:
-                    out = dropout(next(keys), dropout_rate, out)
-                out = self.activation(out)
-        return out
+        drop = None
+        if dropout_rate is not None:
+            keys = PRNGSequence(rng)  # Haiku's keys: one per dropout, in order
+            drop = lambda x: dropout(next(keys), dropout_rate, x)
+        return nets.mlp_forward(
+            inputs, self.layers, self.activation, self.activate_final, drop
+        )
 
     def reverse(self, activate_final: bool | None = None, name: str | None = None):
         """A new MLP mirroring this one (needs this one to have been called)."""

@@ -1,23 +1,33 @@
 """``hk.nets.MobileNetV1``: Haiku's MobileNet v1 (depthwise-separable
-convolution blocks), built from ``pax.hk`` layers."""
+convolution blocks), built from ``pax.hk`` layers in the order and with the
+defaults of ``pax.nets.MobileNetV1`` (``pax.nets.mobilenet_v1_block`` and
+``mobilenet_v1_forward``). Haiku creates every layer inside ``__call__``, so
+the modules are made there, before the shared forward pass runs them."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import jax
-import jax.numpy as jnp
 
+from ... import nets
 from .._basic import Flatten
 from .._conv import Conv2D
 from .._depthwise import DepthwiseConv2D
 from .._linear import Linear
 from .._module import Module
 from .._norm import BatchNorm
+from ._resnet import with_flags
 
 
-def _bn():
-    return BatchNorm(create_scale=True, create_offset=True, decay_rate=0.999)
+def _bn(use_bn: bool, is_training: bool):
+    """A new batch norm with its flag bound, or ``None`` without batch norm."""
+    if not use_bn:
+        return None
+    bn = BatchNorm(
+        create_scale=True, create_offset=True, decay_rate=nets.MobileNetV1.DECAY_RATE
+    )
+    return with_flags(bn, is_training)
 
 
 class MobileNetV1Block(Module):
@@ -59,14 +69,9 @@ class MobileNetV1Block(Module):
             with_bias=self.with_bias,
             name="pointwise_conv",
         )
-        out = depthwise(inputs)
-        if self.use_bn:
-            out = _bn()(out, is_training)
-        out = jax.nn.relu(out)
-        out = pointwise(out)
-        if self.use_bn:
-            out = _bn()(out, is_training)
-        return jax.nn.relu(out)
+        # Haiku's names: the batch norms are made after both convolutions
+        norms = [_bn(self.use_bn, is_training) for _ in range(2)]
+        return nets.mobilenet_v1_block(inputs, depthwise, norms[0], pointwise, norms[1])
 
 
 class MobileNetV1(Module):
@@ -88,22 +93,8 @@ class MobileNetV1(Module):
 
     def __init__(
         self,
-        strides: Sequence[int] = (1, 2, 1, 2, 1, 2, 1, 1, 1, 1, 1, 2, 1),
-        channels: Sequence[int] = (
-            64,
-            128,
-            128,
-            256,
-            256,
-            512,
-            512,
-            512,
-            512,
-            512,
-            512,
-            1024,
-            1024,
-        ),
+        strides: Sequence[int] = nets.MobileNetV1.STRIDES,
+        channels: Sequence[int] = nets.MobileNetV1.CHANNELS,
         num_classes: int = 1000,
         use_bn: bool = True,
         name: str | None = None,
@@ -125,12 +116,16 @@ class MobileNetV1(Module):
             padding="VALID",
             with_bias=self.with_bias,
         )
-        out = initial_conv(inputs)
-        if self.use_bn:
-            out = _bn()(out, is_training)
-        out = jax.nn.relu(out)
-        for stride, channels in zip(self.strides, self.channels):
-            out = MobileNetV1Block(channels, stride, self.use_bn)(out, is_training)
-        out = jnp.mean(out, axis=(1, 2))
-        out = Flatten()(out)
-        return Linear(self.num_classes, name="logits")(out)
+        initial_norm = _bn(self.use_bn, is_training)
+        blocks = [
+            with_flags(MobileNetV1Block(c, s, self.use_bn), is_training)
+            for s, c in zip(self.strides, self.channels)
+        ]
+
+        def logits(x):
+            # Haiku flattens the pooled [N, C] features (a no-op) before them
+            return Linear(self.num_classes, name="logits")(Flatten()(x))
+
+        return nets.mobilenet_v1_forward(
+            inputs, initial_conv, initial_norm, blocks, logits
+        )
