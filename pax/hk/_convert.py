@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import Module as PaxModule
 from .. import nets, nn
-from .._core.module import Module as PaxModule
 from ._module import camel_to_snake
 
 Shape = tuple[int, ...]
