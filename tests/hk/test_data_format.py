@@ -98,3 +98,18 @@ def test_refused_spelling_names_the_layer(family):
 def test_spelling_same_as_haiku(family, fmt):
     x = jnp.moveaxis(X, -1, 1) if haiku.get_channel_index(fmt) == 1 else X
     assert_same_as_haiku(lambda lib: _call(lib, family, fmt), x)
+
+
+@pytest.mark.parametrize(
+    "fmt, ndim", [("NHWC", 4), ("NCW", 3), ("BTHWD", 5), ("N...C", None)]
+)
+def test_to_haiku_params_reads_the_rank_a_format_spells(fmt, ndim):
+    bn = pax.nn.BatchNorm(3, data_format=fmt)
+    if ndim is None:  # "N...C" fits any rank: the caller says which
+        with pytest.raises(ValueError, match="pass input_ndim="):
+            hk.to_haiku_params(bn)
+        ndim = 4
+        params, _ = hk.to_haiku_params(bn, input_ndim=ndim)
+    else:
+        params, _ = hk.to_haiku_params(bn)
+    assert params["batch_norm"]["scale"].ndim == ndim
