@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import nn
-from ..nn._linear import bias_shape
+from ..nn.internal_api import bias_shape
 from ._base import get_parameter
 from ._module import Module
 from ._native import native

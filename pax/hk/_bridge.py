@@ -8,7 +8,7 @@ from typing import Any
 
 import jax
 
-from .._core.module import Module, parameters_method
+from .. import Module, parameters_method
 from ._transform import (
     MultiTransformed,
     MultiTransformedWithState,

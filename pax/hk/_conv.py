@@ -17,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn
-from ..nn._conv import dimension_numbers
+from ..nn.internal_api import conv_dimension_numbers
 from . import initializers
 from . import pad as hk_pad
 from ._base import get_parameter
-from ._conv_utils import get_channel_index, replicate
+from ._conv_utils import replicate
 from ._module import Module
 from ._native import native
 
@@ -137,8 +137,8 @@ class ConvND(Module):
         self.lhs_dilation = (1,) * n
         self.kernel_dilation = replicate(rate, n, "kernel_dilation")
         self.data_format = data_format
-        self.channel_index = get_channel_index(data_format)
-        self.dimension_numbers = dimension_numbers(
+        self.channel_index = nn.channel_index(data_format, f"hk.{type(self).__name__}")
+        self.dimension_numbers = conv_dimension_numbers(
             n, self.channel_index == -1, transpose=False
         )
         if isinstance(padding, str):

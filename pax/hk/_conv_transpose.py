@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn
-from ..nn._conv import dimension_numbers
+from ..nn.internal_api import conv_dimension_numbers
 from ._base import get_parameter
 from ._conv import channels, check_rank, default_w_init, freeze_pairs, get_bias, layout
-from ._conv_utils import get_channel_index, replicate
+from ._conv_utils import replicate
 from ._module import Module
 from ._native import native
 
@@ -98,8 +98,8 @@ class ConvNDTranspose(Module):
         self.mask = mask
         self.padding = padding
         self.data_format = data_format
-        self.channel_index = get_channel_index(data_format)
-        self.dimension_numbers = dimension_numbers(
+        self.channel_index = nn.channel_index(data_format, f"hk.{type(self).__name__}")
+        self.dimension_numbers = conv_dimension_numbers(
             n, self.channel_index == -1, transpose=True
         )
 

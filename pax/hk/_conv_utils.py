@@ -1,28 +1,26 @@
 """Argument helpers of the convolution family: Haiku's ``replicate`` rule and
-``hk.get_channel_index``."""
+``hk.get_channel_index`` (``pax.nn.channel_index``, the one ``data_format``
+parser)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["get_channel_index", "replicate"]
+from .. import nn
 
-# Haiku's spellings: "NC" then no other "C" (channels first), "N" ... "C"
-# (channels last), and sequence formats "BT...D" / "TB...D" (channels last).
-_FIRST = re.compile(r"^NC[^C]*$")
-_LAST = re.compile(r"^N[^C]*C$")
-_SEQUENTIAL = re.compile(r"^(BT|TB)[^D]*D$")
+__all__ = ["get_channel_index", "replicate"]
 
 
 def get_channel_index(data_format: str) -> int:
     """The channel axis a data format names: ``1`` (channels first) or ``-1``.
 
-    Accepted (as in Haiku): ``"channels_first"``, ``"channels_last"``, spatial
-    formats starting ``"NC"`` with no other ``C`` (``"NCHW"``, ``"NC..."``) for
-    channels first, spatial formats ``"N...C"`` (``"NWC"``, ``"NHWC"``) and
-    sequence formats ``"BT...D"`` / ``"TB...D"`` for channels last.
+    :func:`pax.nn.channel_index`, the parser every ``pax.nn`` and ``pax.hk``
+    layer uses, with Haiku's grammar: ``"channels_first"``,
+    ``"channels_last"``, ``"NC"`` + letters other than ``"C"`` (``"NCHW"``,
+    ``"NC..."``, ``"NC"``) for channels first, ``"N"`` + letters other than
+    ``"C"`` + ``"C"`` (``"NWC"``, ``"NHWC"``, ``"N...C"``) and sequence
+    formats ``"BT...D"`` / ``"TB...D"`` for channels last.
 
     Raises:
       ValueError: any other string.
@@ -33,21 +31,7 @@ def get_channel_index(data_format: str) -> int:
     >>> hk.get_channel_index("BTHWD")
     -1
     """
-    if data_format == "channels_first":
-        return 1
-    if data_format == "channels_last":
-        return -1
-    if isinstance(data_format, str):
-        if _FIRST.match(data_format):
-            return 1
-        if _LAST.match(data_format) or _SEQUENTIAL.match(data_format):
-            return -1
-    raise ValueError(
-        f"Unable to extract channel information from data_format "
-        f"{data_format!r}: expected 'channels_first', 'channels_last', a "
-        "spatial format such as 'NCHW' (channels first) or 'NHWC' (channels "
-        "last), or a sequence format such as 'BTHWD'."
-    )
+    return nn.channel_index(data_format)
 
 
 def replicate(value: Any, n: int, name: str) -> tuple[Any, ...]:

@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import Module as PaxModule
 from .. import nets, nn
-from .._core.module import Module as PaxModule
 from ._module import camel_to_snake
 
 Shape = tuple[int, ...]
@@ -156,7 +156,9 @@ def _ema(w: _Walk, m, path, names, name):
 
 def _batch_norm(w: _Walk, m, path, names, name):
     full = names(name or "batch_norm")
-    default = len(m.data_format) if m.data_format[0] == "N" else None
+    fmt = m.data_format  # a letter-by-letter format spells the input's rank
+    named = fmt in ("channels_last", "channels_first") or "..." in fmt
+    default = None if named else len(fmt)
     ndim = w.ndim(f"{type(m).__name__}(num_channels={m.num_channels})", default)
     axis = m.channel_axis % ndim
 

@@ -26,7 +26,7 @@ from .. import nn
 from . import pad as hk_pad
 from ._base import get_parameter
 from ._conv import channels, default_w_init, freeze_pairs, get_bias, layout
-from ._conv_utils import get_channel_index, replicate
+from ._conv_utils import replicate
 from ._module import Module
 from ._native import native
 
@@ -60,7 +60,7 @@ class DepthwiseConvND(Module):
         self.padding = padding
         self.stride = replicate(stride, n, "strides")
         self.data_format = data_format
-        self.channel_index = get_channel_index(data_format)
+        self.channel_index = nn.channel_index(data_format, f"hk.{type(self).__name__}")
         self.with_bias = with_bias
         self.w_init = w_init
         self.b_init = b_init or jnp.zeros

@@ -12,39 +12,16 @@ bfloat16 precision.
 from __future__ import annotations
 
 import collections.abc
-import re
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import nn
-from .._core.pure import purecall
+from .. import nn, purecall
 from ._base import get_parameter
 from ._module import Module
 from ._moving_averages import ExponentialMovingAverage
 from ._native import native
-
-_FIRST = re.compile(r"^N?C[A-Z]*$")  # NCW, NCHW, ...
-_LAST = re.compile(r"^N?[A-Z]*C$")  # NWC, NHWC, ...
-_SEQUENTIAL = re.compile(r"^((BT)|(TB))[A-Z]*$")
-
-
-def _channel_index(data_format: str) -> int:
-    """Haiku's ``get_channel_index``: 1 (channels first) or -1 (last)."""
-    if data_format == "channels_first":
-        return 1
-    if data_format == "channels_last":
-        return -1
-    if _FIRST.match(data_format) and not _LAST.match(data_format):
-        return 1
-    if _LAST.match(data_format) or _SEQUENTIAL.match(data_format):
-        return -1
-    raise ValueError(
-        f"Unable to extract channel information from {data_format!r}. Valid "
-        "data formats are spatial (e.g.`NCHW`), sequential (e.g. `BTHWD`), "
-        "`channels_first` and `channels_last`)."
-    )
 
 
 def _axes_or_slice(axis):
@@ -123,7 +100,7 @@ class BatchNorm(Module):
         self.axis = axis
         self.cross_replica_axis = cross_replica_axis
         self.cross_replica_axis_index_groups = cross_replica_axis_index_groups
-        self.channel_index = _channel_index(data_format)
+        self.channel_index = nn.channel_index(data_format, f"hk.{type(self).__name__}")
         self.mean_ema = ExponentialMovingAverage(decay_rate, name="mean_ema")
         self.var_ema = ExponentialMovingAverage(decay_rate, name="var_ema")
 
@@ -350,7 +327,7 @@ class InstanceNorm(LayerNorm):
         data_format: str = "channels_last",
         name: str | None = None,
     ):
-        param_axis = _channel_index(data_format)
+        param_axis = nn.channel_index(data_format, f"hk.{type(self).__name__}")
         axis = slice(2, None) if param_axis == 1 else slice(1, -1)
         super().__init__(
             axis=axis,
@@ -476,7 +453,7 @@ class GroupNorm(Module):
         self.groups = groups
         self.eps = eps
         self.data_format = data_format
-        self.channel_index = _channel_index(data_format)
+        self.channel_index = nn.channel_index(data_format, f"hk.{type(self).__name__}")
         self.create_scale = create_scale
         self.create_offset = create_offset
         self.rank = None

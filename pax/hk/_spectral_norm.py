@@ -9,8 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from .. import nn
-from .._core.pure import purecall
+from .. import nn, purecall
 from . import initializers
 from ._base import get_state, set_state
 from ._module import Module

@@ -1,6 +1,9 @@
 """``pax.nn``: layers as pytree modules, one family per file.
 
 Every public layer class here is also exported at the top level (``pax.X``).
+``channel_index`` is the one parser of every ``data_format`` argument (here
+and in ``pax.hk``). ``pax.nn.internal_api`` is the documented seam that
+``pax.hk`` uses for the few helpers it shares with these layers.
 """
 
 from .._core.rng import RngSeq as RngSeq
@@ -31,6 +34,7 @@ from ._conv_transpose import Conv1DTranspose as Conv1DTranspose
 from ._conv_transpose import Conv2DTranspose as Conv2DTranspose
 from ._conv_transpose import Conv3DTranspose as Conv3DTranspose
 from ._conv_transpose import ConvNDTranspose as ConvNDTranspose
+from ._data_format import channel_index as channel_index
 from ._depthwise import DepthwiseConv1D as DepthwiseConv1D
 from ._depthwise import DepthwiseConv2D as DepthwiseConv2D
 from ._depthwise import DepthwiseConv3D as DepthwiseConv3D
@@ -124,6 +128,7 @@ __all__ = [
     "apply_rotary",
     "avg_pool",
     "causal_mask",
+    "channel_index",
     "combine_masks",
     "deep_rnn_with_skip_connections",
     "dropout",

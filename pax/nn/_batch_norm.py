@@ -11,12 +11,12 @@ import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer
+from ._data_format import channel_index
 from ._moving_averages import EMA, stateful_call
 from ._utils import (
     affine,
     as_array,
     broadcast_param,
-    channel_index,
     check_call_affine,
     float_result_dtype,
     init_affine,
@@ -79,8 +79,10 @@ class BatchNorm(Module):
         zeros). If False, ``offset`` may be passed at call time.
       decay_rate: decay of the running averages.
       eps: added to the variance.
-      data_format: ``"channels_last"`` (``"NWC"``, ``"NHWC"``, ...) or
-        ``"channels_first"`` (``"NCW"``, ``"NCHW"``, ...).
+      data_format: ``"channels_last"`` (``"NWC"``, ``"NHWC"``, ``"N...C"``,
+        ...) or ``"channels_first"`` (``"NCW"``, ``"NCHW"``, ``"NC..."``, ...);
+        any spelling :func:`pax.nn.channel_index` accepts (``BatchNorm1D`` /
+        ``BatchNorm2D``: letter formats of their rank).
       scale_init, offset_init: initializers, ``init(rng_key, shape, dtype)``.
       cross_replica_axis: name(s) of a mapped axis (``jax.pmap``, ``shard_map``,
         ``jax.vmap`` with ``axis_name``) to average batch statistics over.
@@ -127,7 +129,9 @@ class BatchNorm(Module):
         )
         self.decay_rate = decay_rate
         self.data_format = data_format
-        self.channel_axis = channel_index(data_format, owner, self._formats())
+        self.channel_axis = channel_index(
+            data_format, owner, num_spatial_dims=self._num_spatial_dims
+        )
         self.cross_replica_axis = cross_replica_axis
         self.cross_replica_axis_index_groups = cross_replica_axis_index_groups
         # NumPy initial values: EMA transfers them, the same float32 arrays as
@@ -136,8 +140,9 @@ class BatchNorm(Module):
         self.mean_ema = EMA(np.zeros(c, np.float32), self.decay_rate, debias=True)
         self.var_ema = EMA(np.ones(c, np.float32), self.decay_rate, debias=True)
 
-    def _formats(self) -> tuple[str, ...] | None:
-        return None  # any data format; the 1D/2D subclasses restrict it
+    # rank a letter-by-letter ``data_format`` must fit (see ``channel_index``);
+    # None: any, the 1D/2D subclasses fix it
+    _num_spatial_dims: int | None = None
 
     def __call__(
         self,
@@ -245,8 +250,7 @@ class BatchNorm1D(BatchNorm):
             name=name,
         )
 
-    def _formats(self):
-        return ("NWC", "NCW", "channels_last", "channels_first")
+    _num_spatial_dims = 1
 
 
 class BatchNorm2D(BatchNorm):
@@ -291,5 +295,4 @@ class BatchNorm2D(BatchNorm):
             name=name,
         )
 
-    def _formats(self):
-        return ("NHWC", "NCHW", "channels_last", "channels_first")
+    _num_spatial_dims = 2

@@ -18,6 +18,7 @@ import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer, TruncatedNormal, zeros
+from ._data_format import channel_index
 from ._pad import Padding, resolve_padding
 from ._utils import (
     as_array,
@@ -30,30 +31,29 @@ from ._utils import (
     who,
 )
 
-_LETTER_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
-
-
-def parse_data_format(data_format: str, n: int, owner: str) -> bool:
-    """True for a channels-last ``data_format`` of ``n`` spatial dims."""
-    if not isinstance(data_format, str):
-        raise TypeError(f"{owner}: `data_format` must be a str, got {data_format!r}")
-    letters = _LETTER_FORMATS.get(n, ())
-    if data_format in ("channels_last", "channels_first"):
-        return data_format == "channels_last"
-    if data_format in letters:
-        return data_format == letters[0]
-    allowed = ", ".join(repr(f) for f in ("channels_last", "channels_first", *letters))
-    raise ValueError(
-        f"{owner}: unknown `data_format` {data_format!r} for {n} spatial "
-        f"dimension(s); expected one of {allowed}"
-    )
-
 
 def dimension_numbers(
     n: int, channels_last: bool, transpose: bool
 ) -> jax.lax.ConvDimensionNumbers:
-    """``lax`` dimension numbers: image layout from the data format; kernel
-    ``[*spatial, in, out]`` (``transpose=False``) or ``[*spatial, out, in]``."""
+    """The ``jax.lax`` dimension numbers of an ``n``-d convolution.
+
+    Args:
+      n: number of spatial dimensions.
+      channels_last: input and output ``[N, *spatial, C]`` if True, else
+        ``[N, C, *spatial]``.
+      transpose: kernel ``[*spatial, out, in]`` (a transposed convolution's,
+        as Haiku stores it) if True, else ``[*spatial, in, out]``.
+
+    Returns:
+      ``jax.lax.ConvDimensionNumbers(lhs_spec, rhs_spec, out_spec)`` for
+      ``jax.lax.conv_general_dilated`` (Haiku's ``to_dimension_numbers``).
+
+    >>> dimension_numbers(2, True, False)
+    ConvDimensionNumbers(lhs_spec=(0, 3, 1, 2), rhs_spec=(3, 2, 0, 1),
+                         out_spec=(0, 3, 1, 2))
+    >>> dimension_numbers(1, False, True).rhs_spec
+    (1, 2, 0)
+    """
     if channels_last:
         image = (0, n + 1, *range(1, n + 1))
     else:
@@ -96,7 +96,7 @@ class _ConvBase(Module):
         self.kernel_shape = replicate(kernel_shape, n, "kernel_shape", owner)
         self.stride = replicate(stride, n, "stride", owner)
         self.data_format = fmt
-        self.channels_last = parse_data_format(fmt, n, owner)
+        self.channels_last = channel_index(fmt, owner, num_spatial_dims=n) == -1
 
     def _init_params(self, shape, fan_in, with_bias, w_init, b_init, mask, key, owner):
         if mask is not None:
@@ -161,9 +161,10 @@ class ConvND(_ConvBase):
         called ``w_init(rng_key, shape, dtype)``. Default (Haiku's):
         ``TruncatedNormal(stddev=1 / sqrt(prod(kernel_shape) * C // groups))``.
       b_init: initializer for ``bias`` ``[O]``. Default: zeros.
-      data_format: ``"channels_last"`` (default) or ``"channels_first"``; for
-        1-3 spatial dims also ``"NWC"``/``"NCW"``, ``"NHWC"``/``"NCHW"``,
-        ``"NDHWC"``/``"NCDHW"``.
+      data_format: ``"channels_last"`` (default), ``"channels_first"`` or
+        any spelling :func:`pax.nn.channel_index` accepts: ``"NHWC"``,
+        ``"NCHW"``, ``"N...C"``, ``"NC..."``...; one spelled letter by letter
+        must have ``num_spatial_dims + 2`` letters.
       mask: optional array of the weight's shape, multiplied into the weight at
         every call (non-trainable state).
       feature_group_count: number of groups ``groups``; must divide ``C`` and

@@ -67,8 +67,10 @@ class ConvNDTranspose(_ConvBase):
       w_init: initializer for ``weight`` ``[*kernel_shape, O, C]``. Default
         (Haiku's): ``TruncatedNormal(stddev=1 / sqrt(prod(kernel_shape) * C))``.
       b_init: initializer for ``bias`` ``[O]``. Default: zeros.
-      data_format: ``"channels_last"`` (default) or ``"channels_first"``; for
-        1-3 spatial dims also the letter forms (``"NHWC"``, ``"NCHW"``, ...).
+      data_format: ``"channels_last"`` (default), ``"channels_first"`` or
+        any spelling :func:`pax.nn.channel_index` accepts: ``"NHWC"``,
+        ``"NCHW"``, ``"N...C"``, ``"NC..."``...; one spelled letter by letter
+        must have ``num_spatial_dims + 2`` letters.
       mask: optional array of the weight's shape, multiplied into the weight at
         every call (non-trainable state).
       rng_key: key for the initializers; ``None`` draws ``pax.next_rng_key()``.

@@ -15,7 +15,8 @@ import jax
 
 from .._core.module import Module
 from ..initializers import Initializer
-from ._conv import ConvND, check_conv_input, parse_data_format
+from ._conv import ConvND, check_conv_input
+from ._data_format import channel_index
 from ._pad import Padding, resolve_padding
 from ._utils import positive_int, replicate, rng_key_or_next, who
 
@@ -37,8 +38,10 @@ class DepthwiseConvND(ConvND):
       w_init: initializer for ``weight`` ``[*kernel_shape, 1, C * M]``. Default
         (Haiku's): ``TruncatedNormal(stddev=1 / sqrt(prod(kernel_shape)))``.
       b_init: initializer for ``bias``. Default: zeros.
-      data_format: ``"channels_last"`` (default), ``"channels_first"`` or a
-        letter form for 1-3 dims (``"NWC"``, ``"NCHW"``, ...).
+      data_format: ``"channels_last"`` (default), ``"channels_first"`` or
+        any spelling :func:`pax.nn.channel_index` accepts: ``"NHWC"``,
+        ``"NCHW"``, ``"N...C"``, ``"NC..."``...; one spelled letter by letter
+        must have ``num_spatial_dims + 2`` letters.
       rng_key: key for the initializers; ``None`` draws ``pax.next_rng_key()``.
       name: optional module name.
 
@@ -358,7 +361,7 @@ class SeparableDepthwiseConv2D(Module):
         replicate(stride, 2, "stride", owner)
         resolve_padding(padding, self.kernel_shape, (1, 1), owner)
         self.data_format = data_format
-        self.channels_last = parse_data_format(data_format, 2, owner)
+        self.channels_last = channel_index(data_format, owner, num_spatial_dims=2) == -1
         key1, key2 = jax.random.split(rng_key_or_next(rng_key))
         kh, kw = self.kernel_shape
         self.conv1 = DepthwiseConv2D(

@@ -9,11 +9,11 @@ import jax.numpy as jnp
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer
+from ._data_format import channel_index
 from ._layer_norm import _check_axes, _resolve
 from ._utils import (
     affine,
     as_array,
-    channel_index,
     check_call_affine,
     float_result_dtype,
     init_affine,
@@ -48,7 +48,9 @@ class GroupNorm(Module):
       eps: added to the variance.
       scale_init, offset_init: initializers ``init(rng_key, shape, dtype)``.
       data_format: ``"channels_last"`` (``[N, ..., C]``) or
-        ``"channels_first"`` (``[N, C, ...]``), or the letter forms.
+        ``"channels_first"`` (``[N, C, ...]``), or any spelling
+        :func:`pax.nn.channel_index` accepts (``"NHWC"``, ``"NCW"``,
+        ``"N...C"``, ``"NC..."``, ...).
       rng_key: key for random initializers; ``None`` draws one.
       name: optional module name.
 

@@ -11,10 +11,10 @@ import numpy as np
 
 from .._core.module import Module, parameters_method
 from ..initializers import Initializer, ones
+from ._data_format import channel_index
 from ._utils import (
     affine,
     as_array,
-    channel_index,
     check_call_affine,
     float_result_dtype,
     init_affine,
@@ -195,7 +195,9 @@ class InstanceNorm(LayerNorm):
       create_scale, create_offset, eps, scale_init, offset_init: as
         :class:`LayerNorm`.
       data_format: ``"channels_last"`` (``[N, ..., C]``, the default) or
-        ``"channels_first"`` (``[N, C, ...]``).
+        ``"channels_first"`` (``[N, C, ...]``), or any spelling
+        :func:`pax.nn.channel_index` accepts (``"NHWC"``, ``"NCHW"``,
+        ``"N...C"``, ``"NC..."``, ...).
       rng_key, name: as :class:`LayerNorm`.
 
     Input ``[N, *spatial, C]`` or ``[N, C, *spatial]``; output the same

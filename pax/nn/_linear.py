@@ -102,12 +102,27 @@ def _linear(x, weight, bias, precision):
         return y
 
 
-def bias_shape(input_shape: Sequence[int], bias_dims: Sequence[int] | None):
-    """Haiku's bias shape for an input shape (batch axis first).
+def bias_shape(
+    input_shape: Sequence[int], bias_dims: Sequence[int] | None
+) -> tuple[int, ...]:
+    """Haiku's ``Bias`` parameter shape for an input shape (batch axis first).
 
-    ``bias_dims=None``: every axis but the batch axis; ``[]``: a scalar;
-    otherwise the listed axes (negative counts from the end), with leading unit
-    axes stripped.
+    Args:
+      input_shape: shape of a batched input ``[N, *rest]``.
+      bias_dims: ``None``: every axis but the batch axis; ``[]``: a scalar;
+        otherwise the listed axes (negative counts from the end) keep their
+        size, the others become 1, and leading unit axes are stripped.
+
+    Returns:
+      The bias shape, which broadcasts against ``input_shape``.
+
+    Raises:
+      ValueError: ``bias_dims`` names the batch axis.
+
+    >>> bias_shape((8, 4, 5, 6), None), bias_shape((8, 4, 5, 6), [])
+    ((4, 5, 6), ())
+    >>> bias_shape((8, 4, 5, 6), [-1]), bias_shape((8, 4, 5, 6), [1, 3])
+    ((6,), (4, 1, 6))
     """
     rank = len(input_shape)
     if bias_dims is None:

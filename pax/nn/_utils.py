@@ -206,37 +206,6 @@ def as_array(x: Any, owner: Any) -> jax.Array:
         ) from e
 
 
-_CHANNELS_LAST = {"channels_last", "N...C", "NC", "NWC", "NHWC", "NDHWC"}
-_CHANNELS_FIRST = {"channels_first", "NC...", "NCW", "NCHW", "NCDHW"}
-
-
-def channel_index(data_format: str, owner: str, allowed: Sequence[str] | None = None):
-    """-1 for channels-last formats, 1 for channels-first ones.
-
-    ``allowed`` restricts the accepted spellings (e.g. ``("NHWC", "NCHW",
-    "channels_last", "channels_first")`` for a 2D layer).
-    """
-    if not isinstance(data_format, str):
-        raise TypeError(
-            f"{owner}: `data_format` must be a string such as 'channels_last' "
-            f"or 'channels_first', got {_got(data_format)}"
-        )
-    if allowed is not None and data_format not in allowed:
-        raise ValueError(
-            f"{owner}: `data_format` must be one of {tuple(allowed)}, "
-            f"got {data_format!r}"
-        )
-    if data_format in _CHANNELS_LAST:
-        return -1
-    if data_format in _CHANNELS_FIRST:
-        return 1
-    raise ValueError(
-        f"{owner}: unknown `data_format` {data_format!r}; use 'channels_last' "
-        "('N...C', 'NWC', 'NHWC', 'NDHWC') or 'channels_first' ('NC...', 'NCW', "
-        "'NCHW', 'NCDHW')"
-    )
-
-
 def norm_dtype(x: jax.Array) -> Any:
     """Normalization layers compute in at least float32 (bf16 in, f32 math)."""
     return jnp.promote_types(x.dtype, jnp.float32)

@@ -9,8 +9,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ... import nets
-from ..._core.pure import purecall
+from ... import nets, purecall
 from .. import initializers
 from .._base import get_parameter, get_state, set_state
 from .._module import Module
