@@ -1,0 +1,1 @@
+"""dm-haiku's own test suite, run against `pax.hk` (see `runner`)."""
