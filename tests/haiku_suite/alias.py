@@ -76,9 +76,11 @@ class _Shim(types.ModuleType):
         self._root = root
 
     def __getattr__(self, name: str) -> object:
-        if name.startswith("__") or self._is_submodule(name):
-            raise AttributeError(name)  # lets `from package import module` import it
         path = self._public_names.get(name)
+        if name.startswith("__") or (path is None and hasattr(self, "__path__")):
+            # A package: lets `from package import module` import the module,
+            # and pytest probe it for hooks (`pytest_plugins`, `setup_module`).
+            raise AttributeError(name)
         if path is None:
             value: object = _Missing(f"`{self.__name__}.{name}` {NO_PUBLIC_PATH}")
         else:
@@ -89,10 +91,6 @@ class _Shim(types.ModuleType):
                 value = _Missing(message)
         setattr(self, name, value)
         return value
-
-    def _is_submodule(self, name: str) -> bool:
-        folders = map(pathlib.Path, getattr(self, "__path__", ()))
-        return any((f / name).is_dir() or (f / f"{name}.py").exists() for f in folders)
 
     def __dir__(self) -> list[str]:
         return sorted(set(super().__dir__()) | set(self._public_names))

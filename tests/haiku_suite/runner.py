@@ -131,7 +131,7 @@ def run(
     return payload["results"]
 
 
-def _file_of(node_id: str) -> str:
+def file_of(node_id: str) -> str:
     return node_id.split("::", 1)[0]
 
 
@@ -152,7 +152,7 @@ def dm_results(files: Sequence[str], workers: int = 0) -> Results:
         fresh = run("dm", [f for f, _ in missing], workers=workers)
         folder.mkdir(parents=True, exist_ok=True)
         for f, path in missing:
-            mine = {k: v for k, v in fresh.items() if _file_of(k) == f}
+            mine = {k: v for k, v in fresh.items() if file_of(k) == f}
             path.write_text(json.dumps(mine, indent=1, sort_keys=True))
             cached.update(mine)
     return cached
@@ -187,7 +187,7 @@ def judge(dm: Results, pax: Results) -> list[Verdict]:
         if internal is not None:
             verdicts.append(Verdict(node_id, "excluded", "", internal))
             continue
-        got = pax.get(node_id) or pax.get(_file_of(node_id))
+        got = pax.get(node_id) or pax.get(file_of(node_id))
         got = got or {"outcome": "missing", "why": "not run under pax.hk"}
         known = listed(node_id, expectations.KNOWN_FAILURES) or ""
         if got["outcome"] == "passed":
@@ -203,7 +203,7 @@ def table(verdicts: Sequence[Verdict]) -> str:
     """Per-file counts: comparable, passed and failed under pax.hk, excluded."""
     rows: dict[str, dict[str, int]] = {}
     for v in verdicts:
-        row = rows.setdefault(_file_of(v.node_id), dict.fromkeys(
+        row = rows.setdefault(file_of(v.node_id), dict.fromkeys(
             ("pass", "known", "unlisted", "excluded", "not-comparable"), 0
         ))
         row[v.status] += 1
@@ -226,3 +226,19 @@ def table(verdicts: Sequence[Verdict]) -> str:
             f"{r['unlisted']:>7} {r['excluded']:>5} {r['not-comparable']:>7} {rate}"
         )
     return "\n".join(lines)
+
+
+def notes(verdicts: Sequence[Verdict]) -> str:
+    """Unlisted failures (regressions) and listed tests that now pass."""
+    lines = []
+    for v in verdicts:
+        if v.status == "unlisted":
+            lines.append(f"UNLISTED FAILURE {v.node_id}\n    {v.why}")
+        elif v.status == "pass" and v.listed_as:
+            lines.append(f"now passing, remove from KNOWN_FAILURES: {v.node_id}")
+    return "\n".join(lines)
+
+
+def compare(files: Sequence[str], workers: int = 0) -> list[Verdict]:
+    """Run `files` under pax.hk, and under dm-haiku (cached), and judge them."""
+    return judge(dm_results(files, workers), run("pax", files, workers=workers))
