@@ -136,7 +136,9 @@ class _Finder(importlib.abc.MetaPathFinder):
             return None
         parts = fullname.split(".")
         if parts[1] != "_src":  # a public module pax.hk lacks
-            raise ModuleNotFoundError(f"pax.hk has no module {fullname!r}", name=fullname)
+            raise ModuleNotFoundError(
+                f"pax.hk has no module {fullname!r}", name=fullname
+            )
         where = self._real_root.joinpath(*parts[1:])
         package = where / "__init__.py"
         source = package if package.exists() else where.with_suffix(".py")

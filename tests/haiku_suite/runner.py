@@ -123,7 +123,9 @@ def run(
         ]
         proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
         if not out.exists():
-            raise RuntimeError(f"pytest ({impl}) wrote no results:\n{proc.stdout[-3000:]}")
+            raise RuntimeError(
+                f"pytest ({impl}) wrote no results:\n{proc.stdout[-3000:]}"
+            )
         payload = json.loads(out.read_text())
     expected = "pax.hk" if impl == "pax" else "haiku"
     if payload["haiku"] not in (None, expected):
@@ -203,13 +205,18 @@ def table(verdicts: Sequence[Verdict]) -> str:
     """Per-file counts: comparable, passed and failed under pax.hk, excluded."""
     rows: dict[str, dict[str, int]] = {}
     for v in verdicts:
-        row = rows.setdefault(file_of(v.node_id), dict.fromkeys(
-            ("pass", "known", "unlisted", "excluded", "not-comparable"), 0
-        ))
+        row = rows.setdefault(
+            file_of(v.node_id),
+            dict.fromkeys(
+                ("pass", "known", "unlisted", "excluded", "not-comparable"), 0
+            ),
+        )
         row[v.status] += 1
-    rows["TOTAL"] = {
-        k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()), {})
-    } if rows else {}
+    rows["TOTAL"] = (
+        {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()), {})}
+        if rows
+        else {}
+    )
     width = max(map(len, rows), default=5)
     lines = [
         f"{'file':<{width}} {'compar':>6} {'pass':>5} {'fail':>5} "
