@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.haiku_suite import runner
+from tests.haiku_suite import alias, runner
 
 FAST_FILES = ("bias_test", "embed_test", "depthwise_conv_test")
 
@@ -43,3 +43,15 @@ def test_whole_suite():
     verdicts = runner.compare(runner.test_files())
     _check(verdicts)
     assert sys.modules.get("haiku") is None or sys.modules["haiku"].__name__ == "haiku"
+
+
+def test_placeholder_fails_only_when_used():
+    """A shim name with no public path survives import-time use, not a call."""
+    missing = alias._Missing("`haiku._src.x.y` has no public path")
+    decorated = missing(flag=True)(lambda: None)  # a decorator factory
+    jitted = missing(len)  # wrapping a function
+    for used in (decorated, jitted, lambda: missing(3)):
+        with pytest.raises(alias.NoPublicPath, match="no public path"):
+            used()
+    with pytest.raises(alias.NoPublicPath):
+        missing.attribute
