@@ -37,8 +37,12 @@ def _resolve(root: types.ModuleType, path: str) -> object:
     return obj
 
 
-class NoPublicPath(Exception):
-    """Raised when a test uses a `haiku._src` name `pax.hk` cannot serve."""
+class NoPublicPath(AttributeError):
+    """Raised when a test uses a `haiku._src` name `pax.hk` cannot serve.
+
+    An `AttributeError`, so that probing a placeholder (`hasattr`, as pytest
+    does with test methods) just answers no.
+    """
 
 
 class _Missing:

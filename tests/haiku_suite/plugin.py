@@ -20,7 +20,7 @@ OUT_ENV = "PAX_HK_SUITE_OUT"
 MAP_ENV = "PAX_HK_SUITE_MAP"
 ROOT_ENV = "PAX_HK_SUITE_ROOT"
 
-_results: dict[str, dict[str, str]] = {}
+_results: dict[str, dict[str, object]] = {}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,7 +46,7 @@ def _summary(report: pytest.TestReport | pytest.CollectReport) -> str:
         return crash.message.strip().splitlines()[0][:300] if crash.message else ""
     if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
         return str(report.longrepr[2])[:300]
-    text = str(report.longrepr).strip()
+    text = str(report.longrepr).strip() if report.longrepr else ""
     return text.splitlines()[-1].removeprefix("E").strip()[:300] if text else ""
 
 
@@ -57,7 +57,11 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
         old = _results.get(report.nodeid)
         if old is not None and old["outcome"] != "passed":
             return  # keep the first failure (a teardown error after a failure)
-        _results[report.nodeid] = {"outcome": report.outcome, "why": _summary(report)}
+        _results[report.nodeid] = {
+            "outcome": report.outcome,
+            "why": _summary(report),
+            "seconds": round(report.duration, 3),
+        }
 
 
 def pytest_collectreport(report: pytest.CollectReport) -> None:
