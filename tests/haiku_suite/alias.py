@@ -16,6 +16,7 @@ changes nothing.
 
 from __future__ import annotations
 
+import builtins
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -31,7 +32,8 @@ MISSING_IN_PAX = "is public in dm-haiku but missing in pax.hk"
 
 
 def _resolve(root: types.ModuleType, path: str) -> object:
-    obj: object = root
+    obj: object = builtins if path.startswith("builtins.") else root
+    path = path.removeprefix("builtins.")
     for part in path.split("."):
         obj = getattr(obj, part)
     return obj
@@ -66,6 +68,12 @@ class _Missing:
         if name.startswith("__"):
             raise AttributeError(name)
         raise NoPublicPath(self._message)
+
+    def __enter__(self) -> None:
+        raise NoPublicPath(self._message)
+
+    def __exit__(self, *exc_info: object) -> None:
+        pass
 
     def __repr__(self) -> str:
         return f"<missing: {self._message}>"

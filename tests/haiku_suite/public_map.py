@@ -49,11 +49,22 @@ def _internal_modules(haiku: types.ModuleType) -> dict[str, types.ModuleType]:
     return found
 
 
+def _builtin_base(error: type[Exception]) -> str:
+    """An internal exception's nearest builtin base, as ``builtins.<name>``.
+
+    Users can only catch what is public, so a test asserting that an internal
+    error (`base.JaxUsageError`) is raised checks its builtin base instead.
+    """
+    base = next(c for c in error.__mro__ if c.__module__ == "builtins")
+    return f"builtins.{base.__name__}"
+
+
 def build() -> dict[str, dict[str, str]]:
     """Return ``{public or _src module: {name: public path}}``.
 
     Public paths are relative to the `haiku` package (``"Linear"``,
-    ``"experimental.jaxpr_info"``), so they can be looked up in `pax.hk`.
+    ``"experimental.jaxpr_info"``), so they can be looked up in `pax.hk`;
+    internal exception types map to their builtin base (``"builtins.ValueError"``).
     Public modules map to themselves under the key ``"<modules>"``.
     """
     import haiku
@@ -80,6 +91,8 @@ def build() -> dict[str, dict[str, str]]:
             if name.startswith("__") or isinstance(value, _PLAIN):
                 continue
             paths = by_id.get(id(value))
+            if not paths and isinstance(value, type) and issubclass(value, Exception):
+                paths = [_builtin_base(value)]
             if not paths:
                 continue
             # Prefer the path that keeps the name, then the shortest.

@@ -13,6 +13,7 @@ cached per file under ``.pytest_cache/haiku_suite``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import fnmatch
 import hashlib
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from tests.haiku_suite import expectations, plugin
 
@@ -32,7 +34,7 @@ REPO = pathlib.Path(__file__).resolve().parents[2]
 CACHE = REPO / ".pytest_cache" / "haiku_suite"
 GLOBS = ("*_test.py", "integration/*_test.py", "nets/*_test.py", "flax/*_test.py")
 
-Results = dict[str, dict[str, str]]  # node id -> {"outcome", "why"}
+Results = dict[str, dict[str, Any]]  # node id -> {"outcome", "why", "seconds"}
 
 
 def haiku_src() -> pathlib.Path:
@@ -203,35 +205,23 @@ def judge(dm: Results, pax: Results) -> list[Verdict]:
 
 def table(verdicts: Sequence[Verdict]) -> str:
     """Per-file counts: comparable, passed and failed under pax.hk, excluded."""
-    rows: dict[str, dict[str, int]] = {}
+    rows: dict[str, collections.Counter[str]] = {}
     for v in verdicts:
-        row = rows.setdefault(
-            file_of(v.node_id),
-            dict.fromkeys(
-                ("pass", "known", "unlisted", "excluded", "not-comparable"), 0
-            ),
-        )
-        row[v.status] += 1
-    rows["TOTAL"] = (
-        {k: sum(r[k] for r in rows.values()) for k in next(iter(rows.values()), {})}
-        if rows
-        else {}
-    )
-    width = max(map(len, rows), default=5)
-    lines = [
-        f"{'file':<{width}} {'compar':>6} {'pass':>5} {'fail':>5} "
-        f"{'(unlst)':>7} {'excl':>5} {'not-cmp':>7} {'rate':>7}"
-    ]
+        rows.setdefault(file_of(v.node_id), collections.Counter())[v.status] += 1
+    rows["TOTAL"] = sum(rows.values(), collections.Counter())
+    width = max(map(len, rows))
+    head = ("comparable", "passed", "failed", "unlisted", "excluded", "not-cmp")
+    lines = [f"{'file':<{width}} " + " ".join(f"{h:>10}" for h in head) + "   rate"]
     for name, r in rows.items():
         failed = r["known"] + r["unlisted"]
         comparable = r["pass"] + failed
-        rate = f"{100 * r['pass'] / comparable:6.1f}%" if comparable else "      -"
+        rate = f"{100 * r['pass'] / comparable:6.1f}%" if comparable else "     -"
+        counts = (comparable, r["pass"], failed, r["unlisted"], r["excluded"])
+        counts += (r["not-comparable"],)
         if name == "TOTAL":
             lines.append("-" * len(lines[0]))
-        lines.append(
-            f"{name:<{width}} {comparable:>6} {r['pass']:>5} {failed:>5} "
-            f"{r['unlisted']:>7} {r['excluded']:>5} {r['not-comparable']:>7} {rate}"
-        )
+        cells = " ".join(f"{c:>10}" for c in counts)
+        lines.append(f"{name:<{width}} {cells} {rate}")
     return "\n".join(lines)
 
 
