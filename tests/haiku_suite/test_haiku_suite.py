@@ -11,7 +11,7 @@ import pytest
 
 from tests.haiku_suite import alias, runner
 
-FAST_FILES = ("bias_test", "embed_test", "depthwise_conv_test")
+FAST_FILES = ("bias_test", "embed_test", "eval_shape_test", "deferred_test")
 
 
 def _check(verdicts: list[runner.Verdict]) -> None:
