@@ -1,0 +1,202 @@
+# ruff: noqa: E501
+"""Which comparable dm-haiku tests are not expected to pass under `pax.hk`.
+
+Keys are fnmatch patterns over node ids relative to dm-haiku's ``_src``
+(``basic_test.py::LinearTest::test_call*``); values give the reason, grouped
+under a comment per reason.
+
+* `NEEDS_INTERNAL`: the test needs a dm-haiku internal with no public path
+  (``haiku._src.stateful.jit``, ``base.new_context``...), so it cannot be
+  run against `pax.hk`; it is excluded and not counted.
+* `KNOWN_FAILURES`: the test exercises public behaviour `pax.hk` does not
+  (yet) reproduce; the redesign should drive this list down. A listed test
+  that passes is reported as "now passing" so its entry can be removed.
+
+A comparable test that fails under `pax.hk` and matches neither table fails
+the harness's tests (`test_haiku_suite`).
+"""
+
+NEEDS_INTERNAL: dict[str, str] = {
+    # uses haiku._src.stateful.jit
+    "integration/hk_transforms_test.py::HaikuTransformsTest::test_hk_jit_*": "uses haiku._src.stateful.jit",
+    "nets/vqvae_test.py::VqvaeTest::testEmaUpdating0": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_fori_traced_length": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_jit_no_transform": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_get_parameter_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_get_state_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_next_rng_key_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_next_rng_keys_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_replace_rng_sequence_state_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_reserve_rng_keys_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_set_state_jit": "uses haiku._src.stateful.jit",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_with_rng_jit": "uses haiku._src.stateful.jit",
+    # uses haiku._src.base.new_context
+    "base_test.py::BaseTest::test_assert_no_new_parameters": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_context_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_creator_types*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_custom_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_do_not_store": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_get_parameter_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_get_state_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_getter_types*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_init_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_invalid_rng_none_ignored": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_naked_parameter_in_tilde_collection": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_nested_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_new_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_original_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_parameter_in_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_params": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_set_then_get": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_setter_array": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_setter_tree": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_stateful": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_with_rng0": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_with_rng1": "uses haiku._src.base.new_context",
+    "module_test.py::ModuleTest::test_dataclass*": "uses haiku._src.base.new_context",
+    # uses haiku._src.summarise.tabulate_lib
+    "summarise_test.py::TabulateTest::test_config_column": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_equivalent_*": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_filters_no_output": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_includes_no_param_modules": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_invalid_*": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_jax_*": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_module_column": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_output_column_structured": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_owned_*": "uses haiku._src.summarise.tabulate_lib",
+    "summarise_test.py::TabulateTest::test_params_*": "uses haiku._src.summarise.tabulate_lib",
+    # uses haiku._src.base.params_frozen
+    "stateful_test.py::StatefulTest::test_rng_in_cond_fails": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_get_parameter_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_get_state_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_next_rng_key_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_next_rng_keys_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_replace_rng_sequence_state_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_set_state_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_safe_use_of_jax_with_rng_while_loop": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_updating_state_in_cond_fails": "uses haiku._src.base.params_frozen",
+    "stateful_test.py::StatefulTest::test_while_loop_with_*": "uses haiku._src.base.params_frozen",
+    # uses haiku._src.utils.replicate
+    "utils_test.py::ReplicateTest::*": "uses haiku._src.utils.replicate",
+    # uses haiku._src.config.Config
+    "config_test.py::ConfigTest::*": "uses haiku._src.config.Config",
+    # uses haiku._src.stateful.internal_state
+    "stateful_test.py::StatefulTest::test_difference_*": "uses haiku._src.stateful.internal_state",
+    "stateful_test.py::StatefulTest::test_temporary_state_resets_names": "uses haiku._src.stateful.internal_state",
+    # uses haiku._src.conv.compute_adjust
+    "conv_test.py::ConvTransposeTest::test_compute_*": "uses haiku._src.conv.compute_adjust",
+    # uses a haiku._src internal as a context manager
+    "module_test.py::ModuleTest::test_callback_runs_after_submodules_updated": "uses a haiku._src internal as a context manager",
+    "module_test.py::ModuleTest::test_context_reuse_same_instance": "uses a haiku._src internal as a context manager",
+    "module_test.py::ModuleTest::test_method_hook": "uses a haiku._src internal as a context manager",
+    # uses haiku._src.basic.merge_leading_dims
+    "basic_test.py::BasicTest::test_merge_*": "uses haiku._src.basic.merge_leading_dims",
+    # uses haiku._src.basic.split_leading_dim
+    "basic_test.py::BasicTest::test_split_*": "uses haiku._src.basic.split_leading_dim",
+    # uses haiku._src.flax.utils.flatten_flax_to_haiku
+    "flax/utils_test.py::UtilsTest::*": "uses haiku._src.flax.utils.flatten_flax_to_haiku",
+    # uses haiku._src.data_structures.FlatMap
+    "filtering_test.py::FilteringTest::test_output_type_default": "uses haiku._src.data_structures.FlatMap",
+    # uses haiku._src.initializers._compute_fans
+    "initializers_test.py::InitializersTest::test_compute_fans": "uses haiku._src.initializers._compute_fans",
+    # uses haiku._src.basic.hk
+    "layer_stack_test.py::LayerStackTest::test_parameter_reuse": "uses haiku._src.basic.hk",
+    # uses haiku._src.mixed_precision.reset_thread_local_state_for_test
+    "mixed_precision_test.py::MixedPrecisionTest::test_policy_with_interceptor": "uses haiku._src.mixed_precision.reset_thread_local_state_for_test",
+    # uses haiku._src.config.get_config
+    "module_test.py::ModuleTest::test_attr_disable_auto_repr": "uses haiku._src.config.get_config",
+    # uses haiku._src.utils.auto_repr
+    "utils_test.py::UtilsTest::test_auto_repr": "uses haiku._src.utils.auto_repr",
+    # uses haiku._src.utils.format_array
+    "utils_test.py::UtilsTest::test_format_array": "uses haiku._src.utils.format_array",
+    # uses haiku._src.utils.format_bytes
+    "utils_test.py::UtilsTest::test_format_bytes": "uses haiku._src.utils.format_bytes",
+    # uses haiku._src.utils.indent
+    "utils_test.py::UtilsTest::test_indent": "uses haiku._src.utils.indent",
+    # checks dm-haiku's internal module layout (`haiku._src.<module>.hk`)
+    "integration/shim_hk_test.py::*": "checks dm-haiku's internal module layout (`haiku._src.<module>.hk`)",
+}
+
+KNOWN_FAILURES: dict[str, str] = {
+    # guardrails: hk.config.check_jax_usage is a no-op (JAX transforms inside a transformed function are not detected)
+    "base_test.py::BaseTest::test_unsafe_*": "guardrails: hk.config.check_jax_usage is a no-op (JAX transforms inside a transformed function are not detected)",
+    # missing public API in pax.hk: hk.experimental.jaxpr_info
+    "integration/jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
+    "jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
+    # error message wording differs
+    "base_test.py::BaseTest::test_no_rng": "error message wording differs",
+    "base_test.py::BaseTest::test_prng_sequence_invalid_input": "error message wording differs",
+    "base_test.py::BaseTest::test_prng_sequence_wrong_*": "error message wording differs",
+    "base_test.py::BaseTest::test_replace_rng_seq_state_no_rng": "error message wording differs",
+    "basic_test.py::BasicTest::test_batchapply_raises": "error message wording differs",
+    "basic_test.py::BasicTest::test_to_module_error_invalid_name": "error message wording differs",
+    "conv_test.py::ConvTest::testIncorrectN*": "error message wording differs",
+    "conv_test.py::ConvTransposeTest::testIncorrectN*": "error message wording differs",
+    "initializers_test.py::InitializersTest::test_identity_invalid_shape": "error message wording differs",
+    "initializers_test.py::InitializersTest::test_invalid_variance_scale": "error message wording differs",
+    "initializers_test.py::InitializersTest::test_orthogonal_invalid_shape": "error message wording differs",
+    "layer_stack_test.py::LayerStackTest::test_layer_stack_no_varargs": "error message wording differs",
+    "lift_test.py::LiftTest::test_transparent_lift_closed_*": "error message wording differs",
+    "module_test.py::ModuleTest::test_outside_transform_exception": "error message wording differs",
+    "pad_test.py::PadTest::test_pad_sequence_tuple_wrong_length": "error message wording differs",
+    "pad_test.py::PadTest::test_padding_incorrect_*": "error message wording differs",
+    "random_test.py::RandomTest::test_invalid_key": "error message wording differs",
+    "stateful_test.py::StatefulTest::test_cond_branch_structure_error": "error message wording differs",
+    "stateful_test.py::StatefulTest::test_cond_operand_kwarg_and_operands": "error message wording differs",
+    "stateful_test.py::StatefulTest::test_switch_branch_structure_error": "error message wording differs",
+    "stateful_test.py::StatefulTest::test_vmap_split_rng_better_out_axes_error": "error message wording differs",
+    "stateful_test.py::StatefulTest::test_vmap_split_rng_with_default": "error message wording differs",
+    "utils_test.py::ChannelIndexTest::test_invalid_*": "error message wording differs",
+    # misuse not detected (no error raised)
+    "base_test.py::BaseTest::test_invalid_rng": "misuse not detected (no error raised)",
+    "group_norm_test.py::GroupNormTest::test_invalid_data_format1": "misuse not detected (no error raised)",
+    "layer_norm_test.py::LayerNormTest::test_param_axis_required_*": "misuse not detected (no error raised)",
+    "lift_test.py::LiftTest::test_unused_updater": "misuse not detected (no error raised)",
+    "lift_test.py::LiftTest::test_updater_*": "misuse not detected (no error raised)",
+    "typing_test.py::TypingTest::test_no_*": "misuse not detected (no error raised)",
+    # unsupported: several `param_axis` in LayerNorm/RMSNorm
+    "layer_norm_test.py::LayerNormTest::test_multiple_*": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
+    "rms_norm_test.py::RMSNormTest::test_connection": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
+    "rms_norm_test.py::RMSNormTest::test_multiple_*": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
+    "rms_norm_test.py::RMSNormTest::test_param_axis_sets_param_shape10": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
+    "rms_norm_test.py::RMSNormTest::test_param_axis_sets_param_shape11": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
+    "rms_norm_test.py::RMSNormTest::test_param_axis_sets_param_shape9": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
+    # validation stricter than dm-haiku (rejects arguments dm-haiku accepts)
+    "initializers_test.py::InitializersTest::test_initializers": "validation stricter than dm-haiku (rejects arguments dm-haiku accepts)",
+    "rms_norm_test.py::RMSNormTest::test_simple_*": "validation stricter than dm-haiku (rejects arguments dm-haiku accepts)",
+    # hk.cond/hk.switch trace a branch more than once
+    "stateful_test.py::StatefulTest::test_cond_traces_branches_with_same_id_once": "hk.cond/hk.switch trace a branch more than once",
+    "stateful_test.py::StatefulTest::test_switch_traces_cases_with_same_id_once1": "hk.cond/hk.switch trace a branch more than once",
+    "stateful_test.py::StatefulTest::test_switch_traces_cases_with_same_id_once2": "hk.cond/hk.switch trace a branch more than once",
+    "stateful_test.py::StatefulTest::test_switch_traces_cases_with_same_id_once3": "hk.cond/hk.switch trace a branch more than once",
+    # hk.to_module: class docstring differs
+    "basic_test.py::BasicTest::test_to_module_error_docs": "hk.to_module: class docstring differs",
+    # BatchNorm: eps cast with integer/scalar inputs fails
+    "batch_norm_test.py::BatchNormTest::test_eps_cast_to_var_dtype": "BatchNorm: eps cast with integer/scalar inputs fails",
+    # unsupported: BatchNorm cross-replica `cross_replica_axis_index_groups`
+    "batch_norm_test.py::BatchNormTest::test_simple_training_cross_replica_axis": "unsupported: BatchNorm cross-replica `cross_replica_axis_index_groups`",
+    # unsupported: complex dtypes in initializers
+    "initializers_test.py::InitializersTest::test_complex_dtype": "unsupported: complex dtypes in initializers",
+    # descriptors coverage: set of public module classes differs
+    "integration/descriptors_test.py::DescriptorsTest::test_coverage": "descriptors coverage: set of public module classes differs",
+    # naming: nested transparent lift prefix (`outer//`)
+    "lift_test.py::LiftTest::test_custom_full_lift_prefix_nested_transparent_lift": "naming: nested transparent lift prefix (`outer//`)",
+    # hk.force_name/intercept_methods: name_scope module lacks `module_name`
+    "module_test.py::ModuleTest::test_force_name_intercept_methods": "hk.force_name/intercept_methods: name_scope module lacks `module_name`",
+    # signature of transformed functions differs (without_apply_rng)
+    "multi_transform_test.py::MultiTransformTest::test_signature_without_apply_rng_transform": "signature of transformed functions differs (without_apply_rng)",
+    "multi_transform_test.py::MultiTransformTest::test_signature_without_apply_rng_transform_with_state": "signature of transformed functions differs (without_apply_rng)",
+    # unsupported: array-valued `decay` in VectorQuantizerEMA
+    "nets/vqvae_test.py::VqvaeTest::testEmaCrossReplica": "unsupported: array-valued `decay` in VectorQuantizerEMA",
+    "nets/vqvae_test.py::VqvaeTest::testEmaUpdating1": "unsupported: array-valued `decay` in VectorQuantizerEMA",
+    # import structure: `haiku.experimental.flax` shim import fails
+    "no_flax_test.py::NoFlaxTest::test_import_shim": "import structure: `haiku.experimental.flax` shim import fails",
+    # unsupported: rbg PRNG keys
+    "random_test.py::RandomTest::test_rbg_default_impl": "unsupported: rbg PRNG keys",
+    "random_test.py::RandomTest::test_rbg_default_impl_invalid_key_shape": "unsupported: rbg PRNG keys",
+    # unsupported: the 5-argument hk.cond form
+    "stateful_test.py::StatefulTest::test_cond1": "unsupported: the 5-argument hk.cond form",
+    # hk.while_loop rejects rng use that dm-haiku allows (after reserve_rng_keys)
+    "stateful_test.py::StatefulTest::test_stateful_while_loop_with_rng_use": "hk.while_loop rejects rng use that dm-haiku allows (after reserve_rng_keys)",
+}
