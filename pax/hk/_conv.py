@@ -122,7 +122,8 @@ class ConvND(Module):
         super().__init__(name=name)
         if num_spatial_dims <= 0:
             raise ValueError(
-                "`num_spatial_dims` must be greater than 0, got "
+                "hk.ConvND supports only convolution operations for "
+                "`num_spatial_dims` greater than 0, got "
                 f"num_spatial_dims={num_spatial_dims}."
             )
         n = self.num_spatial_dims = num_spatial_dims

@@ -77,7 +77,8 @@ class ConvNDTranspose(Module):
         super().__init__(name=name)
         if num_spatial_dims <= 0:
             raise ValueError(
-                "`num_spatial_dims` must be greater than 0, got "
+                "hk.ConvNDTranspose supports only convolution operations for "
+                "`num_spatial_dims` greater than 0, got "
                 f"num_spatial_dims={num_spatial_dims}."
             )
         n = self.num_spatial_dims = num_spatial_dims

@@ -54,5 +54,6 @@ def replicate(value: Any, n: int, name: str) -> tuple[Any, ...]:
     if len(value) == n:
         return tuple(value)
     raise TypeError(
-        f"`{name}` must be a scalar or a sequence of length 1 or {n}, got {value!r}"
+        f"`{name}` must be a scalar or sequence of length 1 or sequence of "
+        f"length {n}, got {value!r}"
     )

@@ -89,11 +89,24 @@ class TruncatedNormal(_Adapter):
 
 
 class RandomUniform(_Adapter):
-    """Uniform samples in ``[minval, maxval)``."""
+    """Uniform samples in ``[minval, maxval)``.
+
+    As in dm-haiku, ``minval > maxval`` is accepted (``pax.initializers``
+    refuses it): ``jax.random.uniform`` then clamps every sample to
+    ``minval``, and so does this.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> f = hk.transform(lambda: hk.get_parameter(
+    ...     "w", [2], init=hk.initializers.RandomUniform(3.0)))
+    >>> f.init(jax.random.PRNGKey(0))["~"]["w"]
+    Array([3., 3.], dtype=float32)
+    """
 
     def __init__(self, minval: float = 0.0, maxval: float = 1.0):
         self.minval, self.maxval = minval, maxval
-        self._native = _pax.RandomUniform(minval, maxval)
+        # an empty interval at `minval` gives dm-haiku's clamped samples
+        upper = maxval if minval <= maxval else minval
+        self._native = _pax.RandomUniform(minval, upper)
 
 
 class VarianceScaling(_Adapter):

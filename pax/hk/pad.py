@@ -100,8 +100,8 @@ def create_from_tuple(
         return tuple(padding) * n
     if len(padding) != n:
         raise TypeError(
-            f"Padding {padding} must be a (low, high) pair of ints or a sequence "
-            f"of 1 or {n} such pairs."
+            f"Padding {padding} must be a Tuple[int, int] or sequence of length 1 "
+            f"or sequence of length {n} (one (low, high) pair per dimension)."
         )
     return tuple(padding)
 

@@ -229,7 +229,7 @@ class RandomNormal(_Base):
     _fields = ("stddev", "mean")
 
     def __init__(self, stddev: float = 1.0, mean: float = 0.0):
-        if stddev < 0:
+        if not np.iscomplexobj(stddev) and np.any(np.asarray(stddev) < 0):
             raise ValueError(f"RandomNormal: `stddev` must be >= 0, got {stddev}")
         self.stddev = stddev
         self.mean = mean
@@ -398,16 +398,19 @@ class VarianceScaling(_Base):
         fan_in_axes: Sequence[int] | None = None,
     ):
         if not scale > 0:
-            raise ValueError(f"VarianceScaling: `scale` must be > 0, got {scale}")
+            raise ValueError(
+                f"VarianceScaling: `scale` must be a positive float, got {scale}"
+            )
         if mode not in _MODES:
             raise ValueError(
-                f"VarianceScaling: `mode` must be one of {_MODES}, got {mode!r}"
+                f"VarianceScaling: Invalid `mode` argument {mode!r}: `mode` must "
+                f"be one of {_MODES}"
             )
         distribution = str(distribution).lower()
         if distribution not in _DISTRIBUTIONS:
             raise ValueError(
-                f"VarianceScaling: `distribution` must be one of {_DISTRIBUTIONS}, "
-                f"got {distribution!r}"
+                f"VarianceScaling: Invalid `distribution` argument "
+                f"{distribution!r}: `distribution` must be one of {_DISTRIBUTIONS}"
             )
         self.scale = scale
         self.mode = mode
@@ -466,7 +469,10 @@ class Orthogonal(_Base):
     def __call__(self, rng_key, shape: Shape, dtype=jnp.float32) -> jax.Array:
         shape = _shape(shape, "Orthogonal")
         if len(shape) < 2:
-            raise ValueError(f"Orthogonal: needs a shape of rank >= 2, got {shape}")
+            raise ValueError(
+                "Orthogonal initializer requires at least a 2D shape (rank >= 2), "
+                f"got {shape}"
+            )
         n_rows = shape[self.axis]
         n_cols = int(np.prod(shape)) // n_rows
         tall = (n_rows, n_cols) if n_rows > n_cols else (n_cols, n_rows)
@@ -490,7 +496,10 @@ class Identity(_Base):
     def __call__(self, rng_key, shape: Shape, dtype=jnp.float32) -> jax.Array:
         shape = _shape(shape, "Identity")
         if len(shape) < 2:
-            raise ValueError(f"Identity: needs a shape of rank >= 2, got {shape}")
+            raise ValueError(
+                "Identity initializer requires at least a 2D shape (rank >= 2), "
+                f"got {shape}"
+            )
         eye = jnp.broadcast_to(jnp.eye(shape[-2], shape[-1], dtype=dtype), shape)
         return jax.lax.convert_element_type(self.gain, dtype) * eye
 

@@ -124,7 +124,8 @@ def channel_index(
             )
             raise ValueError(
                 f"{prefix}unknown `data_format` {data_format!r}{rank}. Unable to "
-                f"extract channel information: {_accepted(num_spatial_dims)}."
+                f"extract channel information from {data_format!r}: "
+                f"{_accepted(num_spatial_dims)}."
             )
         if (
             num_spatial_dims is not None

@@ -88,7 +88,7 @@ def test_refused_spelling_names_the_layer(family):
     with pytest.raises(
         ValueError,
         match=rf"^hk\.{family}: unknown `data_format` 'CHW'\. Unable to extract "
-        r"channel information: .*'NCW', 'NCHW', 'NCDHW', 'NC\.\.\.', 'NC'",
+        r"channel information from 'CHW': .*'NCW', 'NCHW', 'NCDHW', 'NC\.\.\.', 'NC'",
     ):
         _transformed(family, "CHW").init(jax.random.PRNGKey(0), X)
 

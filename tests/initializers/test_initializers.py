@@ -117,7 +117,7 @@ def test_argument_errors(key):
         init.VarianceScaling(mode="fan_max")
     with pytest.raises(ValueError, match="`distribution` must be one of"):
         init.VarianceScaling(distribution="cauchy")
-    with pytest.raises(ValueError, match="`scale` must be > 0"):
+    with pytest.raises(ValueError, match="`scale` must be a positive float"):
         init.VarianceScaling(scale=-1.0)
     with pytest.raises(ValueError, match="rank >= 2"):
         init.Orthogonal()(key, (3,))
@@ -167,3 +167,12 @@ def test_same_distribution_as_haiku(name, pax_init, hk_init, key):
         assert abs(a - b) < 0.02 * scale, (q, a, b)
     if name != "normal":  # bounded distributions share their bounds
         assert abs(ours.max() - theirs.max()) < 0.1 * scale
+
+
+def test_random_normal_accepts_a_complex_stddev(key):
+    """A complex ``stddev`` scales a complex normal sample (as in Haiku)."""
+    stddev = 2.0 - 3.0j
+    got = init.RandomNormal(stddev)(key, (4, 3), jnp.complex64)
+    want = stddev * jax.random.normal(key, (4, 3), jnp.complex64)
+    assert got.dtype == jnp.complex64
+    np.testing.assert_allclose(got, want, rtol=1e-6)

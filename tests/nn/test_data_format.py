@@ -66,9 +66,9 @@ def test_channel_index_refuses(fmt):
     with pytest.raises(
         ValueError,
         match=rf"^Conv2D: unknown `data_format` {fmt!r}\. Unable to extract channel "
-        r"information: `data_format` must be 'channels_last', 'channels_first' "
-        r"or a format string: 'N', letters other than 'C', then 'C' is channels "
-        r"last \('NWC', 'NHWC', 'NDHWC', 'N\.\.\.C'\); 'NC' then",
+        rf"information from {fmt!r}: `data_format` must be 'channels_last', "
+        r"'channels_first' or a format string: 'N', letters other than 'C', "
+        r"then 'C' is channels last \('NWC', 'NHWC', 'NDHWC', 'N\.\.\.C'\); 'NC' then",
     ):
         pax.nn.channel_index(fmt, "Conv2D")
 
