@@ -6,6 +6,7 @@ import pytest
 
 import pax.hk as hk
 from pax.hk import _base, _stateful
+from tests.hk.core_parity import assert_same_errors
 
 
 def _param():
@@ -124,3 +125,16 @@ def test_experimental_switch_returns_previous():
     finally:
         assert hk.experimental.check_jax_usage(previous) is True
     assert not hk.config.get_config().check_jax_usage
+
+
+@pytest.mark.parametrize("transform", ["jit", "vmap", "cond", "scan"])
+def test_error_matches_haiku(transform):
+    def call(lib):
+        def f(x):
+            draw = lambda x: x * lib.get_parameter("w", [1], init=jnp.ones)  # noqa: E731
+            return RAW[transform](draw, x)
+
+        with lib.config.context(check_jax_usage=True):
+            lib.transform(f).init(None, jnp.ones([1]))
+
+    assert_same_errors(call, "hk.get_parameter", "Haiku overloaded transform")
