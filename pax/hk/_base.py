@@ -5,6 +5,15 @@ It holds the parameter and state dictionaries (``{module_name: {name:
 value}}``), a stack of rng sequences, and the naming stacks that
 ``pax.hk.Module`` pushes on every method call. Frames are thread-local and
 nest (lifted transforms push inner frames).
+
+Each frame also records the JAX trace it was entered under (an opaque
+token from ``jax.extend.core.get_opaque_trace_state``). With
+``hk.config.check_jax_usage`` on, the Haiku APIs with side effects compare it
+with the trace they run under: a raw ``jax.jit`` / ``jax.vmap`` /
+``jax.lax.cond``... entered inside the transformed function shows up as a
+different trace and raises `JaxUsageError`. The lifted transforms
+(``hk.vmap``, ``hk.cond``...) enter a new frame inside their JAX transform, so
+they pass. With the check off (the default) the APIs pay one attribute test.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend import core as _jex_core
 
 from . import config
 
@@ -39,6 +49,12 @@ class _Local(threading.local):
 
 _local = _Local()
 _frame_ids = itertools.count()
+_settings = config.get_config()  # one object, mutated in place by hk.config
+
+
+def _trace_state() -> Any:
+    """A token for the JAX trace running now (equal tokens: same trace)."""
+    return _jex_core.get_opaque_trace_state(convention="haiku")
 
 
 class StatePair(NamedTuple):
@@ -67,6 +83,7 @@ class Frame:
         "counter_stack",
         "used_names_stack",
         "frame_id",
+        "trace_state",
     )
 
     def __init__(
@@ -84,6 +101,7 @@ class Frame:
         self.counter_stack: list[collections.Counter] = [collections.Counter()]
         self.used_names_stack: list[set[str]] = [set()]
         self.frame_id = next(_frame_ids)
+        self.trace_state = _trace_state()
 
     def evolve(
         self,
@@ -106,6 +124,7 @@ class Frame:
             new.counter_stack = self.counter_stack
             new.used_names_stack = self.used_names_stack
         new.frame_id = next(_frame_ids)
+        new.trace_state = _trace_state()
         return new
 
     @contextlib.contextmanager
@@ -151,6 +170,45 @@ def assert_context(symbol: str) -> Frame:
             "`hk.transform_with_state` (or from a module method called there)."
         )
     return _local.frames[-1]
+
+
+class JaxUsageError(ValueError):
+    """A Haiku API with side effects ran inside a raw JAX transform.
+
+    Raised only with ``hk.config.check_jax_usage`` on; see
+    ``hk.experimental.check_jax_usage``.
+    """
+
+
+def _jax_usage_error(symbol: str) -> JaxUsageError:
+    return JaxUsageError(
+        "tl;dr - You need to use a Haiku overloaded transform (e.g. `hk.vmap`) "
+        "or control flow operator (e.g. `hk.cond`) instead of the `jax.*` "
+        "equivalent for untransformed functions using Haiku APIs.\n\n"
+        f"`hk.{symbol}` was called inside a JAX transform or control-flow "
+        "function (jax.jit, jax.vmap, jax.grad, jax.lax.cond, jax.lax.scan, "
+        "...) that started inside the transformed function. Those expect pure "
+        f"functions, and `hk.{symbol}` has a side effect (it reads or changes "
+        "the parameters, state or rng of the transform), so the function "
+        "passed to JAX is impure.\n\n"
+        "Use the Haiku version of the JAX function (`hk.jit`, `hk.vmap`, "
+        "`hk.grad`, `hk.cond`, `hk.switch`, `hk.scan`, `hk.fori_loop`, "
+        "`hk.while_loop`, `hk.remat`, `hk.eval_shape`...): it makes the "
+        "function pure before calling the JAX one. Or apply the JAX transform "
+        "outside, to `init`/`apply` of the transformed function."
+    )
+
+
+def checked_frame(symbol: str) -> Frame:
+    """`assert_context`, and with ``check_jax_usage`` on, that no raw JAX
+    transform was entered since the frame was (raises `JaxUsageError`)."""
+    frames = _local.frames
+    if not frames:
+        return assert_context(symbol)
+    frame = frames[-1]
+    if _settings.check_jax_usage and frame.trace_state != _trace_state():
+        raise _jax_usage_error(symbol)
+    return frame
 
 
 def current_frame() -> Frame:
@@ -424,7 +482,7 @@ def get_parameter(
     >>> f.apply(params, None)
     Array([1., 1.], dtype=float32)
     """
-    frame = assert_context("get_parameter")
+    frame = checked_frame("get_parameter")
     init = _no_init if init is None else init
     dtype = jnp.float32 if dtype is None else dtype
     bundle = current_name()
@@ -530,7 +588,7 @@ def get_state(
     >>> int(out), int(state["~"]["count"])
     (0, 1)
     """
-    frame = assert_context("get_state")
+    frame = checked_frame("get_state")
     bundle = current_name()
     values = frame.state.setdefault(bundle, {})
     context = GetterContext(
@@ -563,7 +621,7 @@ def set_state(name: str, value: Any) -> None:
 
     During ``init`` the first value set is the initial state ``init`` returns.
     """
-    frame = assert_context("set_state")
+    frame = checked_frame("set_state")
     bundle = current_name()
     if _local.setters:
         context = SetterContext(
@@ -591,24 +649,58 @@ class MissingRNGError(ValueError):
     """Random numbers were requested but no key was given to init/apply."""
 
 
+_RAW_KEY_SHAPES: dict[str, tuple[int, ...]] = {}
+
+
+def _raw_key_shape() -> tuple[int, ...]:
+    """The shape of a raw ``uint32`` key of the default PRNG implementation
+    (``(2,)`` for threefry, ``(4,)`` for rbg)."""
+    impl = jax.config.jax_default_prng_impl
+    shape = _RAW_KEY_SHAPES.get(impl)
+    if shape is None:
+        data = jax.eval_shape(lambda: jax.random.key_data(jax.random.key(0)))
+        shape = _RAW_KEY_SHAPES[impl] = tuple(data.shape)
+    return shape
+
+
+def _is_typed_key(x: Any) -> bool:
+    return jnp.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
 def _is_key(x: Any) -> bool:
-    if isinstance(x, (jax.Array, np.ndarray)) or hasattr(x, "dtype"):
-        dtype = x.dtype
-        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-            return x.ndim == 0
-        return x.shape == (2,) and dtype == jnp.uint32
-    return False
+    if not (hasattr(x, "shape") and hasattr(x, "dtype")):
+        return False
+    if _is_typed_key(x):
+        return x.ndim == 0
+    return x.dtype == jnp.uint32 and tuple(x.shape) == _raw_key_shape()
 
 
 def _check_key(key: Any) -> None:
-    if not _is_key(key):
-        shape = getattr(key, "shape", None)
-        dtype = getattr(key, "dtype", type(key).__name__)
+    """Raise a ValueError unless ``key`` is one PRNG key (typed or raw)."""
+    if _is_key(key):
+        return
+    if not (hasattr(key, "shape") and hasattr(key, "dtype")):
         raise ValueError(
-            "Expected a PRNG key (jax.random.PRNGKey(seed) or "
-            f"jax.random.key(seed)), got {dtype}{list(shape) if shape else ''} "
-            f"({key!r:.60})"
+            f"The provided key is not a JAX PRNGKey but a {type(key)}: "
+            f"{key!r:.60}. Pass jax.random.PRNGKey(seed) or jax.random.key(seed)."
         )
+    actual = f"actual=(shape={tuple(key.shape)}, dtype={key.dtype})"
+    if _is_typed_key(key):
+        expected = f"expected=(shape=(), dtype={key.dtype})"
+        hint = " Pass one key, not a batch of keys."
+    else:
+        expected = f"expected=(shape={_raw_key_shape()}, dtype=uint32)"
+        hint = " Pass one key (jax.random.PRNGKey(seed)), not a batch of keys."
+        impl = jax.config.jax_default_prng_impl
+        if _raw_key_shape() != (2,):
+            hint += (
+                f" Note: jax_default_prng_impl is {impl!r}; a key made before "
+                "that was set has another shape."
+            )
+    raise ValueError(
+        f"Provided key did not have expected shape and/or dtype: {expected}, "
+        f"{actual}.{hint}"
+    )
 
 
 class PRNGSequence(Iterator[jax.Array]):
@@ -709,12 +801,12 @@ def to_prng_sequence(rng: Any, err_msg: str) -> PRNGSequence | None:
 
 
 def _rng_seq(symbol: str) -> PRNGSequence:
-    frame = assert_context(symbol)
-    seq = frame.rng_stack[-1]
+    seq = checked_frame(symbol).rng_stack[-1]
     if seq is None:
         raise MissingRNGError(
-            f"`hk.{symbol}` needs random keys, but the transformed function was "
-            "called with rng=None: pass a key, e.g. "
+            f"`hk.{symbol}` requires an RNG to be passed into the transformed "
+            "function: you must pass a non-None PRNGKey to init and/or apply if "
+            "you make use of random numbers, e.g. "
             "`f.init(jax.random.PRNGKey(42), ...)` / `f.apply(params, key, ...)`."
         )
     return seq
@@ -738,9 +830,11 @@ def next_rng_keys(num: int) -> jax.Array:
 
 def maybe_next_rng_key() -> jax.Array | None:
     """``next_rng_key()`` when a key was given, else ``None``."""
-    frame = assert_context("maybe_next_rng_key")
-    seq = frame.rng_stack[-1]
-    return None if seq is None else next(seq)
+    seq = assert_context("maybe_next_rng_key").rng_stack[-1]
+    if seq is None:
+        return None
+    checked_frame("maybe_next_rng_key")
+    return next(seq)
 
 
 def reserve_rng_keys(num: int) -> None:
@@ -770,7 +864,7 @@ def with_rng(key: jax.Array | int) -> contextlib.AbstractContextManager[None]:
     >>> k.shape
     (2,)
     """
-    frame = assert_context("with_rng")
+    frame = checked_frame("with_rng")
     return _pushed([frame.rng_stack], PRNGSequence(key))
 
 

@@ -11,7 +11,6 @@ frame afterwards. ``init`` creates parameters eagerly where the loop cannot:
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import functools
 from collections.abc import Callable, Mapping, Sequence
@@ -133,7 +132,12 @@ def difference(before: InternalState, after: InternalState) -> InternalState:
     )
     rng = after.rng
     if before.rng is not None and after.rng is not None:
-        same = before.rng[0] is after.rng[0] and before.rng[1] is after.rng[1]
+        (key_b, subkeys_b), (key_a, subkeys_a) = before.rng, after.rng
+        same = (
+            key_b is key_a
+            and len(subkeys_b) == len(subkeys_a)
+            and all(b is a for b, a in zip(subkeys_b, subkeys_a))
+        )
         rng = None if same else after.rng
     return InternalState(params, state, rng)
 
@@ -272,10 +276,30 @@ def _stateful_branch(branch):
     return run
 
 
+def _stateful_branches(branches: Sequence[Callable]) -> list[Callable]:
+    """`_stateful_branch` of each branch, one wrapper per distinct function,
+    so JAX traces a function given for several branches once (as
+    ``jax.lax.cond(p, f, f, x)`` does)."""
+    wrapped: dict[int, Callable] = {}
+    out = []
+    for branch in branches:
+        fn = wrapped.get(id(branch))
+        if fn is None:
+            fn = wrapped[id(branch)] = _stateful_branch(branch)
+        out.append(fn)
+    return out
+
+
 _INIT_HINT = (
-    "During init the branches create different parameters or state, so their "
-    "outputs differ in structure. Run every branch unconditionally at init, "
-    "e.g. `if hk.running_init(): ... else: hk.cond(...)`."
+    "Hint: hk.cond / hk.switch at init with branches that create different "
+    "parameters or state gives branch outputs of different structure. At init "
+    "create the parameters of every branch unconditionally, and use the "
+    "conditional at apply only:\n\n"
+    "    if hk.running_init():\n"
+    "        for branch in branches:\n"
+    "            out = branch(x)\n"
+    "    else:\n"
+    "        out = hk.switch(index, branches, x)"
 )
 
 
@@ -286,49 +310,84 @@ def _with_init_hint(f):
             return f(*args, **kwargs)
         except TypeError as e:
             if not _base.params_frozen() and "structure" in str(e):
-                raise TypeError(_INIT_HINT) from e
+                raise TypeError(f"{e}\n\n{_INIT_HINT}") from e
             raise
 
     return wrapper
 
 
+_NO_OPERAND = object()
+
+
 @_with_init_hint
-def cond(pred, true_fun, false_fun, *operands, operand=None):
+def cond(pred, true_fun, false_fun, *operands, operand=_NO_OPERAND):
     """``jax.lax.cond`` for code using modules, state and rng keys.
+
+    ``hk.cond(pred, true_fun, false_fun, *operands)``; the older form
+    ``hk.cond(pred, true_operand, true_fun, false_operand, false_fun)`` (each
+    branch with its own operand) is accepted too. A function given for both
+    branches is traced once.
 
     >>> import jax.numpy as jnp, pax.hk as hk
     >>> def f(x):
     ...     return hk.cond(x > 0, lambda x: x * 2, lambda x: -x, x)
     >>> float(hk.transform(f).apply({}, None, jnp.array(-3.0)))
     3.0
+    >>> def g(x):  # the 5-argument form
+    ...     return hk.cond(x > 0, x, lambda x: x * 2, 10.0, lambda y: y + 1)
+    >>> float(hk.transform(g).apply({}, None, jnp.array(-3.0)))
+    11.0
     """
     _require_transform("cond", "jax.lax.cond")
-    if operand is not None:
+    if (
+        operand is _NO_OPERAND
+        and len(operands) == 2
+        and callable(false_fun)
+        and callable(operands[1])
+    ):
+        # hk.cond(pred, true_operand, true_fun, false_operand, false_fun)
+        true_operand, true_f, false_operand, false_f = true_fun, false_fun, *operands
+
+        def true_fun(ops, f=true_f):
+            return f(ops[0])
+
+        def false_fun(ops, f=false_f):
+            return f(ops[1])
+
+        operands = ((true_operand, false_operand),)
+    elif operand is not _NO_OPERAND:
         if operands:
             raise ValueError(
-                "hk.cond: pass operands either positionally or as operand=, not both"
+                "hk.cond: when the operand keyword argument is used you cannot "
+                f"also pass operands positionally. Got operand={operand!r:.60} "
+                f"and *operands={operands!r:.60}"
             )
         operands = (operand,)
     reserve_up_to_full_rng_block()
     state = internal_state()
-    out, state = jax.lax.cond(
-        pred,
-        _stateful_branch(true_fun),
-        _stateful_branch(false_fun),
-        (state, operands),
-    )
+    true_branch, false_branch = _stateful_branches([true_fun, false_fun])
+    out, state = jax.lax.cond(pred, true_branch, false_branch, (state, operands))
     update_internal_state(state)
     return out
 
 
 @_with_init_hint
 def switch(index, branches: Sequence[Callable], *operands):
-    """``jax.lax.switch`` for code using modules, state and rng keys."""
+    """``jax.lax.switch`` for code using modules, state and rng keys.
+
+    A function given for several branches is traced once.
+
+    >>> import jax.numpy as jnp, pax.hk as hk
+    >>> def f(i, x):
+    ...     return hk.switch(i, [lambda x: x + 1, lambda x: x * 10], x)
+    >>> float(hk.transform(f).apply({}, None, 1, jnp.array(2.0)))
+    20.0
+    """
     _require_transform("switch", "jax.lax.switch")
     reserve_up_to_full_rng_block()
     state = internal_state()
     out, state = jax.lax.switch(
-        index, tuple(builtins.map(_stateful_branch, branches)), (state, operands)
+        index, tuple(_stateful_branches(branches)), (state, operands)
     )
     update_internal_state(state)
     return out
@@ -467,8 +526,9 @@ def while_loop(cond_fun, body_fun, init_val):
             after = internal_state()
             if jax.tree_util.tree_leaves(difference(before, after)):
                 raise ValueError(
-                    "hk.while_loop: cond_fun must not change state or draw rng "
-                    "keys (hk.set_state, hk.next_rng_key, ...)."
+                    "`hk.while_loop` does not support `hk.set_state`, "
+                    "`hk.next_rng_key` (et al) in `cond_fun`: the loop "
+                    "condition must not change state or draw rng keys."
                 )
             return out
 
@@ -488,6 +548,9 @@ def while_loop(cond_fun, body_fun, init_val):
 # ---------------------------------------------------------------------------
 # vmap
 # ---------------------------------------------------------------------------
+
+
+_REQUIRED: Any = object()  # hk.vmap's split_rng when not given
 
 
 def _mapped_size(args, in_axes) -> int:
@@ -517,13 +580,35 @@ def vmap(
     axis_name: str | None = None,
     axis_size: int | None = None,
     *,
-    split_rng: bool,
+    split_rng: bool = _REQUIRED,
     spmd_axis_name: Any = None,
 ) -> Callable[..., Any]:
     """``jax.vmap`` for code using modules: parameters and state are shared
     along the mapped axis; with ``split_rng=True`` each element draws
     different random keys.
+
+    ``split_rng`` must be given, unless ``hk.vmap.require_split_rng`` is set
+    to ``False`` (then it defaults to ``False``), as in Haiku.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f(x):
+    ...     w = hk.get_parameter("w", [], init=jnp.ones)
+    ...     return hk.vmap(lambda x: x * w, split_rng=False)(x)
+    >>> f = hk.transform(f)
+    >>> f.apply(f.init(None, jnp.arange(3.0)), None, jnp.arange(3.0))
+    Array([0., 1., 2.], dtype=float32)
     """
+    if split_rng is _REQUIRED:
+        if vmap.require_split_rng:
+            raise TypeError(
+                "hk.vmap requires the split_rng argument: pass split_rng=True "
+                "(each mapped element draws different keys from "
+                "hk.next_rng_key) or split_rng=False (all draw the same keys). "
+                "For old code you cannot change, opt out with "
+                "`hk.vmap.require_split_rng = False` (split_rng then defaults "
+                "to False)."
+            )
+        split_rng = False
     if not jax.tree_util.tree_leaves(in_axes):
         raise ValueError(
             f"{getattr(fun, '__name__', 'fun')} must have at least one non-None "
@@ -564,9 +649,10 @@ def vmap(
         except ValueError as err:
             if split_rng and not _base.params_frozen() and "out_axes" in str(err):
                 raise ValueError(
-                    "hk.vmap with split_rng=True cannot create parameters (they "
-                    "are shared along the mapped axis): use "
-                    "`split_rng=(not hk.running_init())`."
+                    "hk.vmap does not support setting split_rng to True during "
+                    "initialization: parameters are shared along the mapped "
+                    "axis, so they cannot be created from per-element keys. "
+                    "Use `split_rng=(not hk.running_init())`."
                 ) from err
             raise
         if split_rng:
@@ -575,3 +661,6 @@ def vmap(
         return out
 
     return mapped
+
+
+vmap.require_split_rng = True

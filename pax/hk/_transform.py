@@ -53,18 +53,18 @@ class MultiTransformedWithState(NamedTuple):
 
 
 _RNG_TEMPLATE = (
-    "`{fn}` must be called with an rng (a PRNG key such as "
-    "jax.random.PRNGKey(0), an int seed, or None) as its {position} argument: "
-    "`{signature}`."
+    "{fn} must be called with an RNG as the {position} argument (a PRNG key "
+    "such as jax.random.PRNGKey(0), an int seed, or None), the required "
+    "signature is: `{signature}`."
 )
 _INIT_RNG = _RNG_TEMPLATE.format(
-    fn="init", position="first", signature="init(rng, *a, **k)"
+    fn="Init", position="first", signature="init(rng, *a, **k)"
 )
 _APPLY_RNG = _RNG_TEMPLATE.format(
-    fn="apply", position="second", signature="apply(params, rng, *a, **k)"
+    fn="Apply", position="second", signature="apply(params, rng, *a, **k)"
 )
 _APPLY_RNG_STATE = _RNG_TEMPLATE.format(
-    fn="apply", position="third", signature="apply(params, state, rng, *a, **k)"
+    fn="Apply", position="third", signature="apply(params, state, rng, *a, **k)"
 )
 _TRACER_HINT = (
     "An UnexpectedTracerError was raised inside a function transformed by "

@@ -1,8 +1,24 @@
 """``hk.config``: Haiku's global options that user code may set.
 
-``rng_reserve_size`` (keys split at a time when ``next_rng_key`` runs out)
-and ``module_auto_repr`` take effect; ``check_jax_usage`` and
-``restore_flatmap`` are accepted and recorded only.
+* ``check_jax_usage`` (default ``False``): make Haiku APIs with side effects
+  (``hk.get_parameter``, ``hk.get_state``, ``hk.set_state``,
+  ``hk.next_rng_key``...) raise ``JaxUsageError`` (a ``ValueError``) when
+  called inside a raw JAX transform or control-flow function (``jax.jit``,
+  ``jax.vmap``, ``jax.lax.cond``...) entered inside the transformed
+  function; the ``hk.*`` versions (``hk.vmap``, ``hk.cond``...) stay
+  allowed. See ``hk.experimental.check_jax_usage``.
+* ``module_auto_repr``: generate ``repr`` of modules from their arguments.
+* ``rng_reserve_size``: keys split at a time when ``next_rng_key`` runs out.
+* ``restore_flatmap``: accepted and recorded only.
+
+>>> import jax, jax.numpy as jnp, pax.hk as hk
+>>> def f(x):
+...     w = hk.get_parameter("w", [], init=jnp.ones)
+...     return jax.vmap(lambda x: x * w)(x)  # fine: no Haiku call inside
+>>> with hk.config.context(check_jax_usage=True):
+...     params = hk.transform(f).init(None, jnp.ones([2]))
+>>> params["~"]["w"]
+Array(1., dtype=float32)
 """
 
 from __future__ import annotations
@@ -42,13 +58,26 @@ def _apply(**options) -> dict:
 
 
 def set(**options) -> None:  # noqa: A001 - Haiku's name
-    """Set options, e.g. ``hk.config.set(module_auto_repr=False)``."""
+    """Set options, e.g. ``hk.config.set(module_auto_repr=False)``.
+
+    Options: ``check_jax_usage``, ``module_auto_repr``, ``restore_flatmap``,
+    ``rng_reserve_size`` (see the module docstring); ``None`` leaves one
+    unchanged.
+    """
     _apply(**options)
 
 
 @contextlib.contextmanager
 def context(**options):
-    """Set options inside a ``with`` block only."""
+    """Set options inside a ``with`` block only.
+
+    >>> import pax.hk as hk
+    >>> with hk.config.context(check_jax_usage=True):
+    ...     hk.config.get_config().check_jax_usage
+    True
+    >>> hk.config.get_config().check_jax_usage
+    False
+    """
     old = _apply(**options)
     try:
         yield

@@ -59,10 +59,36 @@ def rng_reserve_size(size: int) -> int:
 
 
 def check_jax_usage(enabled: bool = True) -> bool:
-    """Record Haiku's ``check_jax_usage`` option; returns the previous value.
+    """Check that raw JAX transforms are not used around Haiku API calls.
 
-    pax.hk does not check for raw JAX transforms around module code: the
-    option is accepted so Haiku code runs, and has no effect.
+    JAX transforms and control flow (``jax.jit``, ``jax.vmap``, ``jax.grad``,
+    ``jax.lax.cond``, ``jax.lax.scan``, ``jax.checkpoint``...) expect pure
+    functions. A function calling ``hk.get_parameter``, ``hk.get_state``,
+    ``hk.set_state``, ``hk.next_rng_key`` (et al) inside a transformed
+    function is not pure: those calls read or change the transform's
+    parameters, state or rng. The ``hk.*`` versions (``hk.jit``,
+    ``hk.vmap``, ``hk.cond``, ``hk.scan``...) make it pure first.
+
+    With the check on, such a call made inside a raw JAX transform entered
+    inside the transformed function raises ``JaxUsageError`` (a
+    ``ValueError``). Off by default (the check then costs nothing); also
+    settable with ``hk.config.set`` / ``hk.config.context``. Returns the
+    previous value.
+
+    >>> import jax, jax.numpy as jnp, pax.hk as hk
+    >>> def f():
+    ...     return hk.get_parameter("w", [], init=jnp.zeros)
+    >>> bad = hk.transform(lambda: jax.vmap(f, axis_size=2)())
+    >>> previous = hk.experimental.check_jax_usage(True)
+    >>> try:
+    ...     bad.init(None)
+    ... except ValueError as e:
+    ...     print(type(e).__name__)
+    JaxUsageError
+    >>> good = hk.transform(lambda: hk.vmap(f, axis_size=2, split_rng=False)())
+    >>> good.apply(good.init(None), None)
+    Array([0., 0.], dtype=float32)
+    >>> _ = hk.experimental.check_jax_usage(previous)
     """
     settings = _config.get_config()
     previous, settings.check_jax_usage = settings.check_jax_usage, enabled

@@ -41,6 +41,7 @@ NEEDS_INTERNAL: dict[str, str] = {
     "base_test.py::BaseTest::test_get_state_*": "uses haiku._src.base.new_context",
     "base_test.py::BaseTest::test_getter_types*": "uses haiku._src.base.new_context",
     "base_test.py::BaseTest::test_init_*": "uses haiku._src.base.new_context",
+    "base_test.py::BaseTest::test_invalid_rng": "uses haiku._src.base.new_context",
     "base_test.py::BaseTest::test_invalid_rng_none_ignored": "uses haiku._src.base.new_context",
     "base_test.py::BaseTest::test_naked_parameter_in_tilde_collection": "uses haiku._src.base.new_context",
     "base_test.py::BaseTest::test_nested_*": "uses haiku._src.base.new_context",
@@ -119,29 +120,16 @@ NEEDS_INTERNAL: dict[str, str] = {
 }
 
 KNOWN_FAILURES: dict[str, str] = {
-    # guardrails: hk.config.check_jax_usage is a no-op (JAX transforms inside a transformed function are not detected)
-    "base_test.py::BaseTest::test_unsafe_*": "guardrails: hk.config.check_jax_usage is a no-op (JAX transforms inside a transformed function are not detected)",
     # missing public API in pax.hk: hk.experimental.jaxpr_info
     "integration/jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
     "jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
     # error message wording differs
-    "base_test.py::BaseTest::test_no_rng": "error message wording differs",
-    "base_test.py::BaseTest::test_prng_sequence_invalid_input": "error message wording differs",
-    "base_test.py::BaseTest::test_prng_sequence_wrong_*": "error message wording differs",
-    "base_test.py::BaseTest::test_replace_rng_seq_state_no_rng": "error message wording differs",
     "basic_test.py::BasicTest::test_batchapply_raises": "error message wording differs",
     "basic_test.py::BasicTest::test_to_module_error_invalid_name": "error message wording differs",
     "layer_stack_test.py::LayerStackTest::test_layer_stack_no_varargs": "error message wording differs",
     "lift_test.py::LiftTest::test_transparent_lift_closed_*": "error message wording differs",
     "module_test.py::ModuleTest::test_outside_transform_exception": "error message wording differs",
-    "random_test.py::RandomTest::test_invalid_key": "error message wording differs",
-    "stateful_test.py::StatefulTest::test_cond_branch_structure_error": "error message wording differs",
-    "stateful_test.py::StatefulTest::test_cond_operand_kwarg_and_operands": "error message wording differs",
-    "stateful_test.py::StatefulTest::test_switch_branch_structure_error": "error message wording differs",
-    "stateful_test.py::StatefulTest::test_vmap_split_rng_better_out_axes_error": "error message wording differs",
-    "stateful_test.py::StatefulTest::test_vmap_split_rng_with_default": "error message wording differs",
     # misuse not detected (no error raised)
-    "base_test.py::BaseTest::test_invalid_rng": "misuse not detected (no error raised)",
     "group_norm_test.py::GroupNormTest::test_invalid_data_format1": "misuse not detected (no error raised)",
     "layer_norm_test.py::LayerNormTest::test_param_axis_required_*": "misuse not detected (no error raised)",
     "lift_test.py::LiftTest::test_unused_updater": "misuse not detected (no error raised)",
@@ -156,11 +144,6 @@ KNOWN_FAILURES: dict[str, str] = {
     "rms_norm_test.py::RMSNormTest::test_param_axis_sets_param_shape9": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
     # validation stricter than dm-haiku (rejects arguments dm-haiku accepts)
     "rms_norm_test.py::RMSNormTest::test_simple_*": "validation stricter than dm-haiku (rejects arguments dm-haiku accepts)",
-    # hk.cond/hk.switch trace a branch more than once
-    "stateful_test.py::StatefulTest::test_cond_traces_branches_with_same_id_once": "hk.cond/hk.switch trace a branch more than once",
-    "stateful_test.py::StatefulTest::test_switch_traces_cases_with_same_id_once1": "hk.cond/hk.switch trace a branch more than once",
-    "stateful_test.py::StatefulTest::test_switch_traces_cases_with_same_id_once2": "hk.cond/hk.switch trace a branch more than once",
-    "stateful_test.py::StatefulTest::test_switch_traces_cases_with_same_id_once3": "hk.cond/hk.switch trace a branch more than once",
     # hk.to_module: class docstring differs
     "basic_test.py::BasicTest::test_to_module_error_docs": "hk.to_module: class docstring differs",
     # BatchNorm: eps cast with integer/scalar inputs fails
@@ -181,11 +164,4 @@ KNOWN_FAILURES: dict[str, str] = {
     "nets/vqvae_test.py::VqvaeTest::testEmaUpdating1": "unsupported: array-valued `decay` in VectorQuantizerEMA",
     # import structure: `haiku.experimental.flax` shim import fails
     "no_flax_test.py::NoFlaxTest::test_import_shim": "import structure: `haiku.experimental.flax` shim import fails",
-    # unsupported: rbg PRNG keys
-    "random_test.py::RandomTest::test_rbg_default_impl": "unsupported: rbg PRNG keys",
-    "random_test.py::RandomTest::test_rbg_default_impl_invalid_key_shape": "unsupported: rbg PRNG keys",
-    # unsupported: the 5-argument hk.cond form
-    "stateful_test.py::StatefulTest::test_cond1": "unsupported: the 5-argument hk.cond form",
-    # hk.while_loop rejects rng use that dm-haiku allows (after reserve_rng_keys)
-    "stateful_test.py::StatefulTest::test_stateful_while_loop_with_rng_use": "hk.while_loop rejects rng use that dm-haiku allows (after reserve_rng_keys)",
 }

@@ -268,3 +268,73 @@ def test_rng_reserve_size(size):
             hk.experimental.rng_reserve_size(previous[name])
     assert previous == {"haiku": 1, "pax": 1}
     assert_same_errors(lambda hk: hk.experimental.rng_reserve_size(0), "more than 0")
+
+
+@pytest.mark.parametrize(
+    "symbol, wording",
+    [
+        ("next_rng_key", "must pass a non-None PRNGKey"),
+        ("replace", "requires an RNG to be passed into the transformed function"),
+    ],
+)
+def test_missing_rng_wording_matches_haiku(symbol, wording):
+    def call(hk):
+        def f():
+            if symbol == "next_rng_key":
+                hk.next_rng_key()
+            else:
+                hk.replace_rng_sequence_state((KEY, ()))
+
+        hk.transform(f).init(None)
+
+    assert_same_errors(call, wording)
+
+
+@pytest.mark.parametrize(
+    "bad, wording",
+    [
+        ("nonsense", "not a JAX PRNGKey"),
+        (jax.random.split(KEY, 2), "key did not have expected shape and/or dtype"),
+        (
+            jax.random.split(jax.random.key(0), 2),
+            "key did not have expected shape and/or dtype",
+        ),
+    ],
+    ids=["str", "raw_batch", "typed_batch"],
+)
+def test_prng_sequence_wording_matches_haiku(bad, wording):
+    assert_same_errors(lambda hk: hk.PRNGSequence(bad), wording)
+
+
+@pytest.mark.parametrize("which", ["init", "apply"])
+def test_transform_bad_rng_wording_matches_haiku(which):
+    def call(hk):
+        f = hk.transform(lambda: None)
+        if which == "init":
+            f.init([1, 2])
+        else:
+            f.apply({}, jnp.zeros(3))
+
+    assert_same_errors(call, f"{which.capitalize()} must be called with an RNG")
+
+
+def test_rbg_default_impl_keys_match_haiku():
+    with jax.default_prng_impl("rbg"):
+        key = jax.random.PRNGKey(42)
+        assert key.shape == (4,)
+        outs = {
+            name: hk.transform(lambda hk=hk: hk.next_rng_keys(3)).apply({}, key)
+            for name, hk in LIBS.items()
+        }
+    assert outs["pax"].shape == (3, 4)
+    assert_identical(outs["haiku"], outs["pax"])
+
+
+def test_rbg_default_impl_rejects_threefry_shaped_key():
+    with jax.default_prng_impl("rbg"):
+        key = jax.random.PRNGKey(42)[:2]
+        _, got = assert_same_errors(
+            lambda hk: hk.transform(hk.next_rng_key).init(key),
+            "Init must be called with an RNG",
+        )
+    assert "shape=(4,)" in str(got)
