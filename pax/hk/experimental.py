@@ -1,6 +1,7 @@
 """``hk.experimental``: creators, getters, setters, method interceptors and
 the other advanced hooks Haiku keeps under this name."""
 
+from . import _jaxpr_info as jaxpr_info
 from . import config as _config
 from ._base import DO_NOT_STORE as DO_NOT_STORE
 from ._base import GetterContext as GetterContext
@@ -70,6 +71,7 @@ def check_jax_usage(enabled: bool = True) -> bool:
 
 
 __all__ = [
+    "jaxpr_info",
     "optimize_rng_use",
     "ArraySpec",
     "MethodInvocation",

@@ -121,9 +121,6 @@ NEEDS_INTERNAL: dict[str, str] = {
 KNOWN_FAILURES: dict[str, str] = {
     # guardrails: hk.config.check_jax_usage is a no-op (JAX transforms inside a transformed function are not detected)
     "base_test.py::BaseTest::test_unsafe_*": "guardrails: hk.config.check_jax_usage is a no-op (JAX transforms inside a transformed function are not detected)",
-    # missing public API in pax.hk: hk.experimental.jaxpr_info
-    "integration/jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
-    "jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
     # error message wording differs
     "base_test.py::BaseTest::test_no_rng": "error message wording differs",
     "base_test.py::BaseTest::test_prng_sequence_invalid_input": "error message wording differs",
