@@ -243,8 +243,8 @@ def module_name_of(module: Any) -> str:
     if boundaries and module._creation_frame_id < boundaries[-1]:
         raise ValueError(
             "You can't functionally close over a module which has been "
-            "initialized outside of the function wrapped in hk.lift / "
-            f"hk.layer_stack; the module is called '{name}'. Create it inside "
+            "initialized outside of the function wrapped in hk.transparent_lift "
+            f"or hk.layer_stack; the module is called '{name}'. Create it inside "
             "that function."
         )
     return name

@@ -177,7 +177,12 @@ class BatchApply:
 
     def __call__(self, *args, **kwargs):
         """``f`` over merged leading axes; outputs with those axes restored."""
-        return nn.BatchApply(self._f, self.num_dims)(*args, **kwargs)
+        n = self.num_dims
+        if not any(getattr(x, "ndim", 0) >= n for x in jax.tree.leaves((args, kwargs))):
+            raise ValueError(
+                f"BatchApply requires at least one input with ndim >= {n}."
+            )
+        return nn.BatchApply(self._f, n)(*args, **kwargs)
 
 
 def expand_apply(f: Callable[..., Any], axis: int = 0) -> Callable[..., Any]:

@@ -36,8 +36,9 @@ def _no_varargs(f):
     params = list(inspect.signature(f).parameters.values())
     if params and params[0].kind == inspect.Parameter.VAR_POSITIONAL:
         raise ValueError(
-            "hk.layer_stack: the function must not take *args; name its "
-            "positional arguments explicitly."
+            "The function `f` should not have any `varargs` (that is *args) "
+            "argument: hk.layer_stack needs its positional arguments named "
+            "explicitly."
         )
 
 

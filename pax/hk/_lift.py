@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
-from . import _base
+from . import _base, _transform
 from ._module import Module
 
 
@@ -49,11 +49,16 @@ class LiftingModule(Module):
     def __call__(self, *args, **kwargs):
         frame = _base.current_frame()
         if not frame.frozen:
-            _base._local.lift_prefixes.append(self.prefix_name)
+            # A transparent lift at the top of its transform has no prefix.
+            prefixes = _base._local.lift_prefixes
+            pushed = bool(self.prefix_name)
+            if pushed:
+                prefixes.append(self.prefix_name)
             try:
                 params, state = self._init_fn(*args, **kwargs)
             finally:
-                _base._local.lift_prefixes.pop()
+                if pushed:
+                    prefixes.pop()
             check = not self._allow_reuse
             _pack(params, frame.params, self.prefix_name, state=False, check=check)
             _pack(state, frame.state, self.prefix_name, state=True, check=check)
@@ -81,15 +86,29 @@ def _add_state(init_fn):
 
 
 class LiftWithStateUpdater:
-    """Writes the inner function's new state back into the outer state; call
-    ``update(state)`` (or ``ignore_update()``) exactly once."""
+    """Writes the inner function's new state back into the outer state.
 
-    __slots__ = ("_used", "_name", "_frame")
+    Call ``update(state)`` or ``ignore_update()`` exactly once, in the same
+    ``init``/``apply`` call that created the updater; an updater left unused
+    when that call returns is an error.
+    """
+
+    __slots__ = ("_used", "_name", "_call")
 
     def __init__(self, name: str | None):
         self._used = False
         self._name = name
-        self._frame = _base.current_frame()
+        self._call = _current_call()
+        if self._call is not None:
+            self._call.append(self._assert_used)
+
+    def _assert_used(self) -> None:
+        if not self._used:
+            raise ValueError(
+                "LiftWithStateUpdater (from `lift_with_state`) must be used, "
+                "call `.update(..)` or `.ignore_update()` before it goes out of "
+                "scope."
+            )
 
     def _use(self):
         if self._used:
@@ -98,12 +117,18 @@ class LiftWithStateUpdater:
             raise ValueError(
                 "State updater must be used inside hk.transform_with_state."
             )
+        if _current_call() is not self._call:
+            raise ValueError(
+                "State updater must be used within the same call to init/apply."
+            )
         self._used = True
 
     def ignore_update(self) -> None:
+        """Leave the outer state as it is."""
         self._use()
 
     def update(self, state: Mapping) -> None:
+        """Store ``state`` (the inner ``apply``'s new state) in the outer state."""
         self._use()
         frame = _base.current_frame()
         for module, values in state.items():
@@ -113,6 +138,14 @@ class LiftWithStateUpdater:
             for name, value in values.items():
                 initial = bundle.get(name, _base.StatePair(value, value)).initial
                 bundle[name] = _base.StatePair(initial, value)
+
+
+def _current_call() -> list | None:
+    """The teardown list naming the innermost init/apply call (or None)."""
+    try:
+        return _transform.teardown_callbacks()
+    except IndexError:
+        return None
 
 
 def lift_with_state(init_fn, *, allow_reuse: bool = False, name: str = "lifted"):

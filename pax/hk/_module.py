@@ -192,8 +192,9 @@ def _wrap_method(
         if not _base.frame_stack():
             raise ValueError(
                 f"{type(self).__name__}.{method_name}: all `hk.Module`s must be "
-                "created and called inside a function transformed with "
-                "`hk.transform` (call `init`/`apply` of the result)."
+                "initialized inside an `hk.transform` (and called inside one: "
+                "create and call them in the function you transform, then call "
+                "`init`/`apply` of the result)."
             )
         frame = _base.current_frame()
         with contextlib.ExitStack() as stack:
@@ -427,8 +428,9 @@ def force_name(name: str) -> str:
     return f"{_FORCE_PREFIX}{name}"
 
 
-class _NameScopeModule(Module):
-    pass
+class NameScopeModule(Module):
+    """The module `name_scope` enters (one per path component); interceptors
+    recognise it by this class name, as in Haiku."""
 
 
 class _NameScope:
@@ -440,7 +442,7 @@ class _NameScope:
         module = None
         with contextlib.ExitStack() as stack:
             for part in parts:
-                module = _NameScopeModule(name=part)
+                module = NameScopeModule(name=part)
                 stack.enter_context(
                     frame.module(_base.ModuleState(module, method_name))
                 )
@@ -499,15 +501,16 @@ def to_module(f: Callable) -> type[Module]:
                 name = f.__name__
             elif not isinstance(name, str):
                 raise TypeError(
-                    "hk.to_module returns a class: create the module first, "
-                    f"`mod = cls(name=...)`, then call it; got name={name!r}"
+                    "Expected a string name as the first argument to the module "
+                    "constructor (hk.to_module returns a class: create the module, "
+                    f"`mod = cls(name=...)`, then call it), got: {name}"
                 )
             super().__init__(name=name)
 
         def __call__(self, *args, **kwargs):
             return f(*args, **kwargs)
 
-    if getattr(f, "__doc__", None):
-        ToModuleWrapper.__doc__ = f.__doc__
+    doc = getattr(f, "__doc__", None)
+    ToModuleWrapper.__doc__ = doc or "Module produced by `hk.to_module`."
     functools.update_wrapper(ToModuleWrapper.__call__, f)
     return ToModuleWrapper

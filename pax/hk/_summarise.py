@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from . import _base, _stateful, _transform
-from ._module import MethodContext, Module, _NameScopeModule, intercept_methods
+from ._module import MethodContext, Module, intercept_methods
 from .data_structures import _short_dtype
 
 __all__ = [
@@ -331,8 +331,6 @@ def _format_output(record: MethodInvocation) -> str:
 
 
 def _class_name(module: Any) -> str:
-    if type(module) is _NameScopeModule:
-        return "NameScopeModule"  # as Haiku calls the modules of name scopes
     return type(module).__name__
 
 

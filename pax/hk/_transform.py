@@ -9,12 +9,14 @@ Both are pure: jit, grad and vmap them as any JAX function.
 from __future__ import annotations
 
 import inspect
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
 
 from . import _base
+from ._typing import Params, State
 
 
 class NonEmptyStateError(ValueError):
@@ -80,10 +82,36 @@ _POSITIONAL = (
 )
 
 
+# Annotations of the leading parameters transforms add (as Haiku writes them).
+_RNG_ARG = jax.Array | int | None
+_ANNOTATIONS = {
+    "rng": _RNG_ARG,
+    "params": Params | None,
+    "state": State | None,
+    "param": Params,
+}
+
+
 def _params(*names: str) -> list[inspect.Parameter]:
     return [
-        inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names
+        inspect.Parameter(
+            n, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=_ANNOTATIONS[n]
+        )
+        for n in names
     ]
+
+
+def _without_state(returns: Any) -> Any:
+    """``R`` from a ``tuple[R, State]`` return annotation, else ``Any``."""
+    args = getattr(returns, "__args__", ())
+    if getattr(returns, "__origin__", None) is tuple and len(args) == 2:
+        return args[0]
+    return Any
+
+
+def _with_state(returns: Any) -> Any:
+    """``tuple[R, State]`` from a return annotation ``R`` (``Any`` if none)."""
+    return tuple[Any if returns is inspect.Signature.empty else returns, State]
 
 
 def _signature_of(f: Callable) -> inspect.Signature | None:
@@ -97,19 +125,21 @@ def _with_leading(
     sig: inspect.Signature | None,
     drop: int,
     names: Sequence[str],
-    returns: Any = inspect.Signature.empty,
+    returns: Any = None,
 ) -> inspect.Signature | None:
     """``sig`` with its first ``drop`` positional parameters replaced by
-    ``names`` (what ``inspect.signature`` of a transformed function shows)."""
+    ``names`` (what ``inspect.signature`` of a transformed function shows),
+    and ``returns(sig.return_annotation)`` as return annotation (default: kept)."""
     if sig is None:
         return None
+    ret = sig.return_annotation if returns is None else returns(sig.return_annotation)
     rest = list(sig.parameters.values())
     kept = 0
     while kept < drop and kept < len(rest) and rest[kept].kind in _POSITIONAL:
         kept += 1
     return inspect.Signature(
         _params(*names) + rest[kept:],
-        return_annotation=returns,
+        return_annotation=ret,
         __validate_parameters__=False,
     )
 
@@ -151,11 +181,32 @@ def _check_not_jitted(f: Callable) -> None:
         )
 
 
+class _Calls(threading.local):
+    def __init__(self):
+        self.stack: list[list[Callable[[], None]]] = []
+
+
+_calls = _Calls()
+
+
+def teardown_callbacks() -> list[Callable[[], None]]:
+    """Callbacks run when the innermost ``init``/``apply`` call returns
+    normally (a list: append to it). Its identity names that call."""
+    return _calls.stack[-1]
+
+
 def _run(f: Callable, args: tuple, kwargs: dict) -> Any:
+    callbacks: list[Callable[[], None]] = []
+    _calls.stack.append(callbacks)
     try:
-        return f(*args, **kwargs)
+        out = f(*args, **kwargs)
     except jax.errors.UnexpectedTracerError as e:
         raise jax.errors.UnexpectedTracerError(_TRACER_HINT) from e
+    finally:
+        _calls.stack.pop()
+    for callback in callbacks:
+        callback()
+    return out
 
 
 def transform_with_state(f: Callable[..., Any]) -> TransformedWithState:
@@ -198,8 +249,10 @@ def transform_with_state(f: Callable[..., Any]) -> TransformedWithState:
             out = _run(f, args, kwargs)
         return out, _base.collect_state(frame, initial=False)
 
-    _set_signature(init_fn, _with_leading(sig, 0, ["rng"], tuple[dict, dict]))
-    _set_signature(apply_fn, _with_leading(sig, 0, ["params", "state", "rng"]))
+    init_sig = _with_leading(sig, 0, ["rng"], lambda _: tuple[Params, State])
+    _set_signature(init_fn, init_sig)
+    apply_sig = _with_leading(sig, 0, ["params", "state", "rng"], _with_state)
+    _set_signature(apply_fn, apply_sig)
     init_fn._pax_hk_original = apply_fn._pax_hk_original = f
     return TransformedWithState(init_fn, apply_fn)
 
@@ -253,8 +306,9 @@ def without_state(f: TransformedWithState) -> Transformed:
         return out
 
     init_sig = _signature_of(f.init)
-    _set_signature(init_fn, _with_leading(init_sig, 0, [], dict))
-    _set_signature(apply_fn, _with_leading(_signature_of(f.apply), 2, ["params"]))
+    _set_signature(init_fn, _with_leading(init_sig, 0, [], _without_state))
+    apply_sig = _with_leading(_signature_of(f.apply), 2, ["params"], _without_state)
+    _set_signature(apply_fn, apply_sig)
     _tie(f, init_fn, apply_fn)
     return Transformed(init_fn, apply_fn)
 
@@ -270,9 +324,11 @@ def with_empty_state(f: Transformed) -> TransformedWithState:
         del state
         return f.apply(params, *args, **kwargs), {}
 
-    _set_signature(init_fn, _with_leading(_signature_of(f.init), 0, []))
+    _set_signature(init_fn, _with_leading(_signature_of(f.init), 0, [], _with_state))
     # "param" (not "params") is the name Haiku's signature shows here
-    apply_sig = _with_leading(_signature_of(f.apply), 1, ["param", "state"])
+    apply_sig = _with_leading(
+        _signature_of(f.apply), 1, ["param", "state"], _with_state
+    )
     _set_signature(apply_fn, apply_sig)
     _tie(f, init_fn, apply_fn)
     return TransformedWithState(init_fn, apply_fn)

@@ -1,6 +1,10 @@
 """``hk.experimental``: creators, getters, setters, method interceptors and
 the other advanced hooks Haiku keeps under this name."""
 
+import types as _types
+from typing import Any
+
+from . import _jaxpr_info as jaxpr_info
 from . import config as _config
 from ._base import DO_NOT_STORE as DO_NOT_STORE
 from ._base import GetterContext as GetterContext
@@ -96,6 +100,8 @@ def check_jax_usage(enabled: bool = True) -> bool:
 
 
 __all__ = [
+    "flax",
+    "jaxpr_info",
     "optimize_rng_use",
     "ArraySpec",
     "MethodInvocation",
@@ -133,3 +139,31 @@ __all__ = [
     "current_name",
     "replace_rng_sequence_state",
 ]
+
+
+class _NoFlaxInterop(_types.ModuleType):
+    """``hk.experimental.flax``: Haiku's Flax interop (``lift``, ``Module``,
+    ``flatten_flax_to_haiku``) is not part of pax.hk; any use raises an
+    ``ImportError`` saying so, as dm-haiku does when Flax is missing.
+
+    >>> import pax.hk as hk
+    >>> try:
+    ...     hk.experimental.flax.lift
+    ... except ImportError as e:
+    ...     print(str(e)[:60])
+    `hk.experimental.flax.lift`: Haiku's Flax interop features r
+    """
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ImportError(
+            f"`hk.experimental.flax.{name}`: Haiku's Flax interop features "
+            "require `flax`, and pax.hk does not provide them (use native pax "
+            "modules, or dm-haiku with flax installed)."
+        )
+
+
+flax = _NoFlaxInterop(f"{__name__}.flax", _NoFlaxInterop.__doc__)

@@ -17,6 +17,7 @@ changes nothing.
 from __future__ import annotations
 
 import builtins
+import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
@@ -108,6 +109,22 @@ class _Shim(types.ModuleType):
         return sorted(set(super().__dir__()) | set(self._public_names))
 
 
+class _RootLoader(importlib.abc.Loader):
+    """Serves ``import haiku`` again after a test unloaded the alias (as
+    dm-haiku's ``no_flax_test`` does): `pax.hk` and its public modules."""
+
+    def __init__(self, root: types.ModuleType, table: Mapping[str, Mapping[str, str]]):
+        self._root = root
+        self._table = table
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
+        return self._root
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        _alias_public_modules(module, self._table)
+        _load_src(module)
+
+
 class _ShimLoader(importlib.abc.Loader):
     def __init__(self, shim: _Shim):
         self._shim = shim
@@ -144,6 +161,10 @@ class _Finder(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None,
         target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
+        if fullname == "haiku":
+            return importlib.machinery.ModuleSpec(
+                fullname, _RootLoader(self._root, self._table)
+            )
         if not fullname.startswith("haiku."):
             return None
         parts = fullname.split(".")
@@ -183,10 +204,29 @@ def install(real_root: pathlib.Path, table: Mapping[str, Mapping[str, str]]) -> 
     import pax.hk as hk
 
     sys.modules["haiku"] = hk
+    _alias_public_modules(hk, table)
+    sys.meta_path.insert(0, _Finder(real_root, table, hk))
+    _load_src(hk)
+
+
+def _load_src(hk: types.ModuleType) -> None:
+    """Import ``haiku._src`` now and drop it from the package's attributes.
+
+    dm-haiku's ``__init__`` imports ``_src`` and deletes the name, so
+    walking the public package (as ``test_utils.find_subclasses`` does) never
+    reaches the internals or the test helpers imported under them later.
+    """
+    importlib.import_module("haiku._src")
+    if "_src" in vars(hk):
+        delattr(hk, "_src")
+
+
+def _alias_public_modules(
+    hk: types.ModuleType, table: Mapping[str, Mapping[str, str]]
+) -> None:
     for name, path in table["<modules>"].items():
         try:
             module = _resolve(hk, path)
         except AttributeError:
             continue  # the finder reports it missing
         sys.modules[name] = module  # type: ignore[assignment]
-    sys.meta_path.insert(0, _Finder(real_root, table, hk))

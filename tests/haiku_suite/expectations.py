@@ -120,21 +120,9 @@ NEEDS_INTERNAL: dict[str, str] = {
 }
 
 KNOWN_FAILURES: dict[str, str] = {
-    # missing public API in pax.hk: hk.experimental.jaxpr_info
-    "integration/jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
-    "jaxpr_info_test.py::JaxprInfoTest::*": "missing public API in pax.hk: hk.experimental.jaxpr_info",
-    # error message wording differs
-    "basic_test.py::BasicTest::test_batchapply_raises": "error message wording differs",
-    "basic_test.py::BasicTest::test_to_module_error_invalid_name": "error message wording differs",
-    "layer_stack_test.py::LayerStackTest::test_layer_stack_no_varargs": "error message wording differs",
-    "lift_test.py::LiftTest::test_transparent_lift_closed_*": "error message wording differs",
-    "module_test.py::ModuleTest::test_outside_transform_exception": "error message wording differs",
     # misuse not detected (no error raised)
     "group_norm_test.py::GroupNormTest::test_invalid_data_format1": "misuse not detected (no error raised)",
     "layer_norm_test.py::LayerNormTest::test_param_axis_required_*": "misuse not detected (no error raised)",
-    "lift_test.py::LiftTest::test_unused_updater": "misuse not detected (no error raised)",
-    "lift_test.py::LiftTest::test_updater_*": "misuse not detected (no error raised)",
-    "typing_test.py::TypingTest::test_no_*": "misuse not detected (no error raised)",
     # unsupported: several `param_axis` in LayerNorm/RMSNorm
     "layer_norm_test.py::LayerNormTest::test_multiple_*": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
     "rms_norm_test.py::RMSNormTest::test_connection": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
@@ -144,24 +132,11 @@ KNOWN_FAILURES: dict[str, str] = {
     "rms_norm_test.py::RMSNormTest::test_param_axis_sets_param_shape9": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
     # validation stricter than dm-haiku (rejects arguments dm-haiku accepts)
     "rms_norm_test.py::RMSNormTest::test_simple_*": "validation stricter than dm-haiku (rejects arguments dm-haiku accepts)",
-    # hk.to_module: class docstring differs
-    "basic_test.py::BasicTest::test_to_module_error_docs": "hk.to_module: class docstring differs",
     # BatchNorm: eps cast with integer/scalar inputs fails
     "batch_norm_test.py::BatchNormTest::test_eps_cast_to_var_dtype": "BatchNorm: eps cast with integer/scalar inputs fails",
     # unsupported: BatchNorm cross-replica `cross_replica_axis_index_groups`
     "batch_norm_test.py::BatchNormTest::test_simple_training_cross_replica_axis": "unsupported: BatchNorm cross-replica `cross_replica_axis_index_groups`",
-    # descriptors coverage: set of public module classes differs
-    "integration/descriptors_test.py::DescriptorsTest::test_coverage": "descriptors coverage: set of public module classes differs",
-    # naming: nested transparent lift prefix (`outer//`)
-    "lift_test.py::LiftTest::test_custom_full_lift_prefix_nested_transparent_lift": "naming: nested transparent lift prefix (`outer//`)",
-    # hk.force_name/intercept_methods: name_scope module lacks `module_name`
-    "module_test.py::ModuleTest::test_force_name_intercept_methods": "hk.force_name/intercept_methods: name_scope module lacks `module_name`",
-    # signature of transformed functions differs (without_apply_rng)
-    "multi_transform_test.py::MultiTransformTest::test_signature_without_apply_rng_transform": "signature of transformed functions differs (without_apply_rng)",
-    "multi_transform_test.py::MultiTransformTest::test_signature_without_apply_rng_transform_with_state": "signature of transformed functions differs (without_apply_rng)",
     # unsupported: array-valued `decay` in VectorQuantizerEMA
     "nets/vqvae_test.py::VqvaeTest::testEmaCrossReplica": "unsupported: array-valued `decay` in VectorQuantizerEMA",
     "nets/vqvae_test.py::VqvaeTest::testEmaUpdating1": "unsupported: array-valued `decay` in VectorQuantizerEMA",
-    # import structure: `haiku.experimental.flax` shim import fails
-    "no_flax_test.py::NoFlaxTest::test_import_shim": "import structure: `haiku.experimental.flax` shim import fails",
 }
