@@ -64,7 +64,7 @@ def template(cls: type, *args: Any, **kwargs: Any) -> Template:
     >>> import pax
     >>> from pax.hk._native import template
     >>> template(pax.nn.Linear, 2, 3).shapes
-    {'.bias': (3,), '.weight': (2, 3)}
+    {'.weight': (2, 3), '.bias': (3,)}
     """
 
     def build() -> Template:
