@@ -561,6 +561,20 @@ def deep_rnn_with_skip_connections(
     )
 
 
+def _unroll(pax_unroll, core, input_sequence, initial_state, time_major, **kwargs):
+    """A ``pax.nn`` unroll of a Haiku core, in Haiku's order ``(outputs,
+    state)``; as in Haiku the state may change dtype between steps."""
+    state, outputs = pax_unroll(
+        _PaxOrder(core),
+        input_sequence,
+        initial_state,
+        time_major=time_major,
+        keep_state_dtype=False,
+        **kwargs,
+    )
+    return outputs, state
+
+
 def static_unroll(core, input_sequence, initial_state, time_major=True):
     """Haiku's ``static_unroll``: calls ``core`` once per time step in a Python
     loop (:func:`pax.nn.static_unroll`); returns ``(output_sequence,
@@ -580,14 +594,7 @@ def static_unroll(core, input_sequence, initial_state, time_major=True):
     >>> outs.shape, state.shape
     ((5, 2, 4), (2, 4))
     """
-    state, outputs = nn.static_unroll(
-        _PaxOrder(core),
-        input_sequence,
-        initial_state,
-        time_major=time_major,
-        keep_state_dtype=False,
-    )
-    return outputs, state
+    return _unroll(nn.static_unroll, core, input_sequence, initial_state, time_major)
 
 
 def dynamic_unroll(
@@ -618,15 +625,14 @@ def dynamic_unroll(
     >>> outs.shape, state.hidden.shape
     ((5, 2, 4), (2, 4))
     """
-    states, outputs = nn.dynamic_unroll(
-        _PaxOrder(core),
+    return _unroll(
+        nn.dynamic_unroll,
+        core,
         input_sequence,
         initial_state,
-        time_major=time_major,
+        time_major,
         reverse=reverse,
         return_all_states=return_all_states,
         unroll=unroll,
-        keep_state_dtype=False,  # as Haiku: the core keeps the carry's dtypes
         scan=_hk_scan if inside_transform() else jax.lax.scan,
     )
-    return outputs, states
