@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 from .. import nn
 from . import initializers
-from ._base import get_parameter
+from ._mapping import Context, fetch, record_for
 from ._module import Module, transparent
-from ._native import native
+from ._native import Template, template
 
 
 class _Projection(Module):
@@ -27,20 +27,13 @@ class _Projection(Module):
         self.w_init = w_init
         self.b_init = b_init or jnp.zeros
 
-    def __call__(self, inputs: jax.Array, prefix: str) -> dict:
+    def __call__(self, inputs: jax.Array, spec: Template, prefix: str) -> dict:
+        """The arrays at ``prefix`` of the attention's native ``spec``."""
         if not jnp.shape(inputs):
             raise ValueError("Input must not be scalar.")
-        shape = [inputs.shape[-1], self.output_size]
-        arrays = {
-            f"{prefix}.weight": get_parameter(
-                "w", shape, inputs.dtype, init=self.w_init
-            )
-        }
-        if self.with_bias:
-            arrays[f"{prefix}.bias"] = get_parameter(
-                "b", [self.output_size], inputs.dtype, init=self.b_init
-            )
-        return arrays
+        inits = {"w": self.w_init, "b": self.b_init}
+        twin = record_for(nn.Linear)
+        return fetch(twin, Context(), spec.shapes, inputs.dtype, inits, prefix=prefix)
 
 
 class MultiHeadAttention(Module):
@@ -115,16 +108,27 @@ class MultiHeadAttention(Module):
     ) -> jax.Array:
         """``[..., T, D_q], [..., S, D_k], [..., S, D_v] -> [..., T, model_size]``."""
         h = self.num_heads
+        for x in (query, key, value):
+            if not jnp.shape(x):
+                raise ValueError("Input must not be scalar.")
+        spec = template(
+            nn.MultiHeadAttention,
+            h,
+            self.key_size,
+            value_size=self.value_size,
+            model_size=self.model_size,
+            query_size=query.shape[-1],
+            key_input_size=key.shape[-1],
+            value_input_size=value.shape[-1],
+            with_bias=bool(self.with_bias),
+        )
         arrays = {}
-        arrays.update(
-            self._projection(h * self.key_size, "query")(query, ".query_projection")
-        )
-        arrays.update(
-            self._projection(h * self.key_size, "key")(key, ".key_projection")
-        )
-        arrays.update(
-            self._projection(h * self.value_size, "value")(value, ".value_projection")
-        )
+        for x, size, name, prefix in (
+            (query, h * self.key_size, "query", ".query_projection"),
+            (key, h * self.key_size, "key", ".key_projection"),
+            (value, h * self.value_size, "value", ".value_projection"),
+        ):
+            arrays.update(self._projection(size, name)(x, spec, prefix))
         if mask is not None and jnp.ndim(mask) != query.ndim + 1:
             raise ValueError(
                 f"Mask dimensionality {jnp.ndim(mask)} must match logits "
@@ -136,19 +140,6 @@ class MultiHeadAttention(Module):
             (*query.shape[:-1], h * self.value_size),
             jnp.result_type(query.dtype, key.dtype, value.dtype),
         )
-        arrays.update(
-            self._projection(self.model_size, "linear")(attn, ".output_projection")
-        )
-        layer = native(
-            nn.MultiHeadAttention,
-            h,
-            self.key_size,
-            value_size=self.value_size,
-            model_size=self.model_size,
-            query_size=query.shape[-1],
-            key_input_size=key.shape[-1],
-            value_input_size=value.shape[-1],
-            with_bias=bool(self.with_bias),
-            arrays=arrays,
-        )
-        return layer(query, key, value, mask=mask)
+        linear = self._projection(self.model_size, "linear")
+        arrays.update(linear(attn, spec, ".output_projection"))
+        return spec.build(arrays)(query, key, value, mask=mask)

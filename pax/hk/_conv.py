@@ -20,10 +20,10 @@ from .. import nn
 from ..nn.internal_api import conv_dimension_numbers
 from . import initializers
 from . import pad as hk_pad
-from ._base import get_parameter
 from ._conv_utils import replicate
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import Template, template
 
 Padding = Any  # "SAME"/"VALID", (low, high) pair(s) or padding function(s)
 
@@ -64,10 +64,15 @@ def default_w_init(fan_in: int) -> Any:
     return initializers.TruncatedNormal(stddev=1.0 / np.sqrt(fan_in))
 
 
-def get_bias(out: int, n: int, channel_index: int, dtype: Any, init: Any) -> jax.Array:
-    """Haiku's ``b``, returned flat ``[out]`` for ``pax.nn``."""
-    shape = (out,) if channel_index == -1 else (out,) + (1,) * n
-    return get_parameter("b", shape, dtype, init=init).reshape(out)
+def conv_params(
+    spec: Template, n: int, channel_index: int, dtype: Any, w_init: Any, b_init: Any
+) -> dict[str, jax.Array]:
+    """``w`` and ``b`` of a (transposed, depthwise) convolution through its
+    record: Haiku's shapes (``b`` ``[O, 1, ..., 1]`` channels first), flat
+    ``[O]`` bias for ``pax.nn``."""
+    ctx = Context(channels_last=channel_index == -1, spatial_dims=n)
+    inits = {"w": w_init, "b": b_init}
+    return fetch(record_for(spec.type), ctx, spec.shapes, dtype, inits)
 
 
 class ConvND(Module):
@@ -172,15 +177,7 @@ class ConvND(Module):
         w_init = self.w_init
         if w_init is None:
             w_init = default_w_init(int(np.prod(w_shape[:-1])))
-        w = get_parameter("w", w_shape, inputs.dtype, init=w_init)
-        if self.mask is not None:
-            w = w * self.mask
-        arrays = {".weight": w}
-        if self.with_bias:
-            arrays[".bias"] = get_bias(
-                self.output_channels, n, self.channel_index, inputs.dtype, self.b_init
-            )
-        layer = native(
+        spec = template(
             nn.ConvND,
             n,
             c,
@@ -192,9 +189,13 @@ class ConvND(Module):
             self.with_bias,
             data_format=layout(self.channel_index),
             feature_group_count=g,
-            arrays=arrays,
         )
-        return layer(inputs, precision=precision)
+        arrays = conv_params(
+            spec, n, self.channel_index, inputs.dtype, w_init, self.b_init
+        )
+        if self.mask is not None:
+            arrays[".weight"] = arrays[".weight"] * self.mask
+        return spec.build(arrays)(inputs, precision=precision)
 
 
 class Conv1D(ConvND):

@@ -18,11 +18,17 @@ import numpy as np
 
 from .. import nn
 from ..nn.internal_api import conv_dimension_numbers
-from ._base import get_parameter
-from ._conv import channels, check_rank, default_w_init, freeze_pairs, get_bias, layout
+from ._conv import (
+    channels,
+    check_rank,
+    conv_params,
+    default_w_init,
+    freeze_pairs,
+    layout,
+)
 from ._conv_utils import replicate
 from ._module import Module
-from ._native import native
+from ._native import template
 
 
 class ConvNDTranspose(Module):
@@ -121,18 +127,10 @@ class ConvNDTranspose(Module):
         w_init = self.w_init
         if w_init is None:
             w_init = default_w_init(int(np.prod(self.kernel_shape)) * c)
-        w = get_parameter("w", w_shape, inputs.dtype, init=w_init)
-        if self.mask is not None:
-            w = w * self.mask
-        arrays = {".weight": w}
-        if self.with_bias:
-            arrays[".bias"] = get_bias(
-                self.output_channels, n, self.channel_index, inputs.dtype, self.b_init
-            )
         padding = self.padding
         if not isinstance(padding, str):
             padding = freeze_pairs(padding)
-        layer = native(
+        spec = template(
             nn.ConvNDTranspose,
             n,
             c,
@@ -143,9 +141,13 @@ class ConvNDTranspose(Module):
             padding,
             self.with_bias,
             data_format=layout(self.channel_index),
-            arrays=arrays,
         )
-        return layer(inputs, precision=precision)
+        arrays = conv_params(
+            spec, n, self.channel_index, inputs.dtype, w_init, self.b_init
+        )
+        if self.mask is not None:
+            arrays[".weight"] = arrays[".weight"] * self.mask
+        return spec.build(arrays)(inputs, precision=precision)
 
 
 class Conv1DTranspose(ConvNDTranspose):

@@ -6,7 +6,7 @@ module names such as ``mlp/~/linear_0``, the same array names ``w``/``b``/
 ``scale``/``embeddings``/``mean_ema``..., Haiku's shapes); ``from_haiku_params``
 loads such dicts back into a native module. The round trip is exact.
 
-One table of *entries* drives both directions: each entry ties one native leaf
+A table of *entries* drives both directions: each entry ties one native leaf
 (its ``jax.tree_util.keystr`` path) to one Haiku array (module name, array
 name) and knows Haiku's shape for it. The entries are produced by walking the
 module with Haiku's naming rules: a module gets the snake-case name of its
@@ -14,12 +14,16 @@ class, made unique in its scope (``linear``, ``linear_1``, ...); submodules
 that Haiku creates in ``__init__`` live under ``parent/~/``, those created in
 ``__call__`` under ``parent/``; containers (``Sequential``, ``DeepRNN``,
 ``ResetCore``) add no scope, as in Haiku, where their layers are built by the
-caller.
+caller. Every layer with a Haiku twin is read from its record in
+``pax.hk._mapping`` (the same records the ``pax.hk`` layers create their
+parameters from); only the composite nets (MLP, ResNet, MobileNetV1), the
+containers and users' own modules have walks of their own here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -29,6 +33,7 @@ import numpy as np
 
 from .. import Module as PaxModule
 from .. import nets, nn
+from . import _mapping
 from ._module import camel_to_snake
 
 Shape = tuple[int, ...]
@@ -41,6 +46,7 @@ class _Entry:
     name: str  # Haiku array name, e.g. "w"
     shape: Callable[[Shape], Shape] | None = None  # native -> Haiku shape
     load: bool = True  # False: exported only (a copy Haiku also keeps)
+    kind: str | None = None  # "param"/"state"; None: the leaf's trainability
 
 
 class _Names:
@@ -69,24 +75,18 @@ class _Walk:
     def has(self, path: str) -> bool:
         return path in self.leaves
 
-    def add(self, path: str, module: str, name: str, shape=None, load=True) -> None:
+    def add(self, path, module, name, shape=None, load=True, kind=None) -> None:
         if path in self.leaves:
-            self.entries.append(_Entry(path, module, name, shape, load))
-
-    def ndim(self, what: str, default: int | None = None) -> int:
-        ndim = self.input_ndim if self.input_ndim is not None else default
-        if ndim is None:
-            raise ValueError(
-                f"{what}: Haiku's parameter shapes for this layer depend on the "
-                "rank of its inputs; pass input_ndim= (e.g. 4 for NHWC images)."
-            )
-        return ndim
+            self.entries.append(_Entry(path, module, name, shape, load, kind))
 
     # -- dispatch -----------------------------------------------------------
     def walk(self, m: Any, path: str, names: _Names, name: str | None = None):
         for cls, handler in _HANDLERS:
             if isinstance(m, cls):
                 return handler(self, m, path, names, name)
+        twin = _mapping.record_for(m)
+        if twin is not None:
+            return _record(self, m, twin, path, names, name)
         if isinstance(m, PaxModule):
             return _generic(self, m, path, names, name)
         raise TypeError(f"{type(m).__name__} is not a pax.Module")
@@ -96,151 +96,46 @@ def _base(m: Any) -> str:
     return camel_to_snake(type(m).__name__)
 
 
-def _channels_first_bias(n: int) -> Callable[[Shape], Shape]:
-    return lambda s: (*s, *(1,) * n)
+# -- layers: one generic handler reading the records --------------------------
 
 
-# -- layers -------------------------------------------------------------------
-
-
-def _linear(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    w.add(path + ".weight", full, "w")
-    w.add(path + ".bias", full, "b")
-
-
-def _bias(w: _Walk, m, path, names, name):
-    w.add(path + ".bias", names(name or _base(m)), "b")
-
-
-def _embed(w: _Walk, m, path, names, name):
-    w.add(path + ".weight", names(name or _base(m)), "embeddings")
-
-
-def _conv(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    w.add(path + ".weight", full, "w")
-    bias_shape = None if m.channels_last else _channels_first_bias(m.num_spatial_dims)
-    w.add(path + ".bias", full, "b", bias_shape)
-
-
-def _separable(w: _Walk, m, path, names, name):
-    inner = _Names(names(name or _base(m)) + "/~/")
-    bias_shape = None if m.channels_last else _channels_first_bias(2)
-    first = inner("depthwise_conv2_d")
-    w.add(path + ".conv1.weight", first, "w")
-    w.add(path + ".conv1.bias", first, "b", bias_shape)
-    second = inner("depthwise_conv2_d")
-    w.add(path + ".conv2.weight", second, "w")
-    w.add(path + ".conv2.bias", second, "b", bias_shape)
-
-
-def _ema_entries(w: _Walk, m, path, full: str, shape=None):
-    w.add(path + ".counter", full, "counter")
-    if m.hidden is not None:
-        w.add(path + ".averages", full, "average", shape)
-        w.add(path + ".hidden", full, "hidden", shape)
-    else:  # without debiasing Haiku updates ``hidden``; ``average`` is a copy
-        w.add(path + ".averages", full, "hidden", shape)
-        w.add(path + ".averages", full, "average", shape, load=False)
-
-
-def _ema(w: _Walk, m, path, names, name):
-    if not w.has(path + ".averages"):  # a tree of averages
-        raise ValueError(
-            f"{type(m).__name__}: only an EMA of a single array has a Haiku "
-            "counterpart (hk.ExponentialMovingAverage)"
-        )
-    _ema_entries(w, m, path, names(name or "exponential_moving_average"))
-
-
-def _batch_norm(w: _Walk, m, path, names, name):
-    full = names(name or "batch_norm")
-    fmt = m.data_format  # a letter-by-letter format spells the input's rank
-    named = fmt in ("channels_last", "channels_first") or "..." in fmt
-    default = None if named else len(fmt)
-    ndim = w.ndim(f"{type(m).__name__}(num_channels={m.num_channels})", default)
-    axis = m.channel_axis % ndim
-
-    def shape(s: Shape) -> Shape:
-        return tuple(s[0] if i == axis else 1 for i in range(ndim))
-
-    w.add(path + ".scale", full, "scale", shape)
-    w.add(path + ".offset", full, "offset", shape)
-    _ema_entries(w, m.mean_ema, path + ".mean_ema", full + "/~/mean_ema", shape)
-    _ema_entries(w, m.var_ema, path + ".var_ema", full + "/~/var_ema", shape)
-
-
-def _param_axis_shape(w: _Walk, m, axis: int) -> Callable[[Shape], Shape] | None:
-    """LayerNorm-style parameters: ``[C]`` along the last axis, else an array
-    of the input's rank with ``C`` at the parameter axis."""
-    if axis == -1 or (w.input_ndim is not None and axis == w.input_ndim - 1):
-        return None
-    ndim = w.ndim(f"{type(m).__name__}(num_channels={m.num_channels})")
-    axis %= ndim
-    if axis == ndim - 1:
-        return None
-    return lambda s: tuple(s[0] if i == axis else 1 for i in range(ndim))
-
-
-def _layer_norm(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    shape = _param_axis_shape(w, m, m.param_axis)
-    w.add(path + ".scale", full, "scale", shape)
-    w.add(path + ".offset", full, "offset", shape)
-
-
-def _group_norm(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    shape = None
-    if m.channel_axis != -1:
-        ndim = w.ndim(f"GroupNorm(num_channels={m.num_channels})")
-        shape = _channels_first_bias(ndim - 2)
-    w.add(path + ".scale", full, "scale", shape)
-    w.add(path + ".offset", full, "offset", shape)
-
-
-def _spectral_norm(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    w.add(path + ".u0", full, "u0")
-    w.add(path + ".sigma", full, "sigma")
-
-
-def _attention(w: _Walk, m, path, names, name):
-    scope = names(name or _base(m)) + "/"
-    for attr, hk_name in (
-        ("query_projection", "query"),
-        ("key_projection", "key"),
-        ("value_projection", "value"),
-        ("output_projection", "linear"),
-    ):
-        w.add(f"{path}.{attr}.weight", scope + hk_name, "w")
-        w.add(f"{path}.{attr}.bias", scope + hk_name, "b")
-
-
-def _vanilla_rnn(w: _Walk, m, path, names, name):
-    inner = _Names(names(name or _base(m)) + "/")
-    _linear(w, m.input_to_hidden, path + ".input_to_hidden", inner, "linear")
-    _linear(w, m.hidden_to_hidden, path + ".hidden_to_hidden", inner, "linear")
-
-
-def _lstm(w: _Walk, m, path, names, name):
-    inner = _Names(names(name or _base(m)) + "/")
-    _linear(w, m.linear, path + ".linear", inner, "linear")
-
-
-def _gru(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    for attr in ("w_i", "w_h", "b"):
-        w.add(f"{path}.{attr}", full, attr)
-
-
-def _conv_lstm(w: _Walk, m, path, names, name):
-    base = name or camel_to_snake(f"Conv{m.num_spatial_dims}DLSTM")
-    scope = names(base) + "/"
-    for attr in ("input_to_hidden", "hidden_to_hidden"):
-        w.add(f"{path}.{attr}.weight", scope + attr, "w")
-        w.add(f"{path}.{attr}.bias", scope + attr, "b")
+def _record(
+    w: _Walk,
+    m: Any,
+    twin: _mapping.HaikuTwin,
+    path: str,
+    names: _Names,
+    name: str | None,
+    ctx: _mapping.Context | None = None,
+) -> None:
+    """The entries of a layer with a Haiku twin: its own leaves, then its
+    children's, named in its scope (``name/~/child`` or ``name/child``)."""
+    if twin.check is not None:
+        twin.check(m)
+    full = names(name or twin.haiku_name(m))
+    if ctx is None:
+        ctx = twin.context(m, w.input_ndim)
+    claimed: set[str] = set()
+    for leaf in twin.leaves:
+        source = leaf.source(lambda p: w.has(path + p))
+        if source is None:
+            continue
+        shape = None
+        if leaf.shape is not None:
+            shape = functools.partial(leaf.haiku_shape, ctx=ctx)
+        w.add(path + source, full, leaf.name, shape, source not in claimed, leaf.kind)
+        claimed.add(source)
+    inner = _Names(full + twin.scope)
+    for child in twin.children:
+        sub = getattr(m, child.path.lstrip("."), None)
+        if sub is None:
+            continue
+        sub_twin = _mapping.record_for(sub)
+        sub_ctx = sub_twin.context(sub, w.input_ndim)
+        if child.value_shape is not None:
+            value_shape = functools.partial(child.value_shape, ctx=ctx)
+            sub_ctx = dataclasses.replace(sub_ctx, value_shape=value_shape)
+        _record(w, sub, sub_twin, path + child.path, inner, child.name, sub_ctx)
 
 
 def _transparent(attr: str):
@@ -283,17 +178,17 @@ def _images(handler: Callable) -> Callable:
 def _mlp(w: _Walk, m, path, names, name):
     inner = _Names(names(name or "mlp") + "/~/")
     for i, layer in enumerate(m.layers):
-        _linear(w, layer, f"{path}.layers[{i}]", inner, f"linear_{i}")
+        w.walk(layer, f"{path}.layers[{i}]", inner, f"linear_{i}")
 
 
 @_images
 def _resnet(w: _Walk, m, path, names, name):
     inner = _Names(names(name or _base(m)) + "/~/")
     if m.initial_conv is not None:
-        _conv(w, m.initial_conv, path + ".initial_conv", inner, "initial_conv")
+        w.walk(m.initial_conv, path + ".initial_conv", inner, "initial_conv")
     bn = getattr(m, "initial_batchnorm", None)
     if bn is not None:
-        _batch_norm(w, bn, path + ".initial_batchnorm", inner, "initial_batchnorm")
+        w.walk(bn, path + ".initial_batchnorm", inner, "initial_batchnorm")
     for g, group in enumerate(m.block_groups):
         gpath = f"{path}.block_groups[{g}]"
         ginner = _Names(inner(f"block_group_{g}") + "/~/")
@@ -311,16 +206,16 @@ def _resnet(w: _Walk, m, path, names, name):
                     w.walk(sub, f"{bpath}.{attr}", binner, hk_name)
     bn = getattr(m, "final_batchnorm", None)
     if bn is not None:
-        _batch_norm(w, bn, path + ".final_batchnorm", inner, "final_batchnorm")
-    _linear(w, m.logits, path + ".logits", inner, "logits")
+        w.walk(bn, path + ".final_batchnorm", inner, "final_batchnorm")
+    w.walk(m.logits, path + ".logits", inner, "logits")
 
 
 @_images
 def _mobilenet(w: _Walk, m, path, names, name):
     inner = _Names(names(name or _base(m)) + "/")
-    _conv(w, m.initial_conv, path + ".initial_conv", inner, "conv2_d")
+    w.walk(m.initial_conv, path + ".initial_conv", inner, "conv2_d")
     if m.initial_batchnorm is not None:
-        _batch_norm(w, m.initial_batchnorm, path + ".initial_batchnorm", inner, None)
+        w.walk(m.initial_batchnorm, path + ".initial_batchnorm", inner)
     for i, block in enumerate(m.blocks):
         bpath = f"{path}.blocks[{i}]"
         binner = _Names(inner("mobile_net_v1_block") + "/")
@@ -333,18 +228,7 @@ def _mobilenet(w: _Walk, m, path, names, name):
             sub = getattr(block, attr, None)
             if sub is not None:
                 w.walk(sub, f"{bpath}.{attr}", binner, hk_name)
-    _linear(w, m.logits, path + ".logits", inner, "logits")
-
-
-def _vector_quantizer(w: _Walk, m, path, names, name):
-    w.add(path + ".embeddings", names(name or _base(m)), "embeddings")
-
-
-def _vector_quantizer_ema(w: _Walk, m, path, names, name):
-    full = names(name or _base(m))
-    w.add(path + ".embeddings", full, "embeddings")
-    for attr in ("ema_cluster_size", "ema_dw"):
-        _ema_entries(w, getattr(m, attr), f"{path}.{attr}", f"{full}/~/{attr}")
+    w.walk(m.logits, path + ".logits", inner, "logits")
 
 
 def _generic(w: _Walk, m, path, names, name):
@@ -375,30 +259,13 @@ def _refuse(w: _Walk, m, path, names, name):
     )
 
 
+# Composite nets and containers keep their walks; every layer with a Haiku twin
+# (pax.hk._mapping.RECORDS) is handled by ``_record``.
 _HANDLERS: list[tuple[type, Callable]] = [
     (nn.LayerStack, _refuse),
     (nets.MLP, _mlp),
     (nets.ResNet, _resnet),
     (nets.MobileNetV1, _mobilenet),
-    (nets.VectorQuantizerEMA, _vector_quantizer_ema),
-    (nets.VectorQuantizer, _vector_quantizer),
-    (nn.Linear, _linear),
-    (nn.Bias, _bias),
-    (nn.Embed, _embed),
-    (nn.SeparableDepthwiseConv2D, _separable),
-    (nn.ConvND, _conv),  # also the depthwise convolutions
-    (nn.ConvNDTranspose, _conv),
-    (nn.BatchNorm, _batch_norm),
-    (nn.LayerNorm, _layer_norm),  # also InstanceNorm
-    (nn.RMSNorm, _layer_norm),
-    (nn.GroupNorm, _group_norm),
-    (nn.EMA, _ema),
-    (nn.SpectralNorm, _spectral_norm),
-    (nn.MultiHeadAttention, _attention),
-    (nn.VanillaRNN, _vanilla_rnn),
-    (nn.LSTM, _lstm),
-    (nn.GRU, _gru),
-    (nn.ConvNDLSTM, _conv_lstm),
     (nn.Sequential, _transparent("layers")),
     (nn.DeepRNN, _transparent("layers")),
     (nn.ResetCore, _transparent("core")),
@@ -476,7 +343,7 @@ def to_haiku_params(
                 value = jax.ShapeDtypeStruct(hk_shape, value.dtype)
             else:
                 value = jnp.reshape(value, hk_shape)
-        target = params if e.path in trainable else state
+        target = params if _is_param(e, trainable) else state
         target.setdefault(e.module, {})[e.name] = value
     return _sorted(params), _sorted(state)
 
@@ -520,7 +387,10 @@ def from_haiku_params(
     used: set[tuple[str, str, str]] = set()
     new = dict(walk.leaves)
     for e in walk.entries:
-        kind, source = ("params", params) if e.path in trainable else ("state", state)
+        if _is_param(e, trainable):
+            kind, source = "params", params
+        else:
+            kind, source = "state", state
         if e.module not in source or e.name not in source[e.module]:
             raise KeyError(
                 f"{type(module).__name__}: Haiku {kind} have no "
@@ -563,6 +433,12 @@ def from_haiku_params(
             )
     treedef = jax.tree_util.tree_structure(module)
     return jax.tree_util.tree_unflatten(treedef, [new[p] for p in walk.leaves])
+
+
+def _is_param(e: _Entry, trainable: set[str]) -> bool:
+    """Haiku's kind: the record's for layers with a twin, else (a user's
+    module) the leaf's trainability."""
+    return e.kind == "param" if e.kind is not None else e.path in trainable
 
 
 def _trainable_paths(module: Any) -> set[str]:

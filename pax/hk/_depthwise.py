@@ -24,11 +24,10 @@ import numpy as np
 
 from .. import nn
 from . import pad as hk_pad
-from ._base import get_parameter
-from ._conv import channels, default_w_init, freeze_pairs, get_bias, layout
+from ._conv import channels, conv_params, default_w_init, freeze_pairs, layout
 from ._conv_utils import replicate
 from ._module import Module
-from ._native import native
+from ._native import template
 
 Padding = Any  # "SAME"/"VALID", (low, high) pairs or padding function(s)
 
@@ -75,11 +74,6 @@ class DepthwiseConvND(Module):
         w_init = self.w_init
         if w_init is None:
             w_init = default_w_init(int(np.prod(w_shape[:-1])))
-        arrays = {".weight": get_parameter("w", w_shape, inputs.dtype, init=w_init)}
-        if self.with_bias:
-            arrays[".bias"] = get_bias(
-                m * c, n, self.channel_index, inputs.dtype, self.b_init
-            )
         padding = self.padding
         if hk_pad.is_padfn(padding):
             padding = hk_pad.create_from_padfn(
@@ -87,7 +81,7 @@ class DepthwiseConvND(Module):
             )
         if not isinstance(padding, str):
             padding = freeze_pairs(padding)
-        layer = native(
+        spec = template(
             nn.DepthwiseConvND,
             n,
             c,
@@ -98,9 +92,11 @@ class DepthwiseConvND(Module):
             padding,
             self.with_bias,
             data_format=layout(self.channel_index),
-            arrays=arrays,
         )
-        return layer(inputs)
+        arrays = conv_params(
+            spec, n, self.channel_index, inputs.dtype, w_init, self.b_init
+        )
+        return spec.build(arrays)(inputs)
 
 
 class DepthwiseConv1D(DepthwiseConvND):

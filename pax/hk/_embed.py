@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 from .. import nn
 from . import initializers
-from ._base import get_parameter
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import native, template
 
 
 class EmbedLookupStyle(enum.Enum):
@@ -77,9 +77,10 @@ class Embed(Module):
     @property
     def embeddings(self) -> jax.Array:
         """The ``[vocab_size, embed_dim]`` table (the parameter ``embeddings``)."""
-        return get_parameter(
-            "embeddings", [self.vocab_size, self.embed_dim], init=self.w_init
-        )
+        spec = template(nn.Embed, self.vocab_size, self.embed_dim)
+        inits = {"embeddings": self.w_init}
+        arrays = fetch(record_for(nn.Embed), Context(), spec.shapes, inits=inits)
+        return arrays[".weight"]
 
     def __call__(self, ids, lookup_style=None, precision=None) -> jax.Array:
         """``[...]`` integer ids -> ``[..., embed_dim]``; ``lookup_style`` and

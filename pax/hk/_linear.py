@@ -8,9 +8,11 @@ import numpy as np
 
 from .. import nn
 from . import initializers
-from ._base import get_parameter
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import template
+
+LINEAR = record_for(nn.Linear)
 
 
 class Linear(Module):
@@ -52,13 +54,7 @@ class Linear(Module):
         w_init = self.w_init
         if w_init is None:
             w_init = initializers.TruncatedNormal(stddev=1.0 / np.sqrt(input_size))
-        shape = [input_size, self.output_size]
-        arrays = {".weight": get_parameter("w", shape, dtype, init=w_init)}
-        if self.with_bias:
-            arrays[".bias"] = get_parameter(
-                "b", [self.output_size], dtype, init=self.b_init
-            )
-        layer = native(
-            nn.Linear, input_size, self.output_size, self.with_bias, arrays=arrays
-        )
-        return layer(inputs, precision=precision)
+        spec = template(nn.Linear, input_size, self.output_size, self.with_bias)
+        inits = {"w": w_init, "b": self.b_init}
+        arrays = fetch(LINEAR, Context(), spec.shapes, dtype, inits)
+        return spec.build(arrays)(inputs, precision=precision)

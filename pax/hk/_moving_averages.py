@@ -13,8 +13,9 @@ import jax.numpy as jnp
 from .. import nn, purecall
 from . import initializers
 from ._base import get_state, set_state
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import template
 
 
 def _ema(shape, dtype, decay, debias, warmup_length, *, rng_key=None):
@@ -92,25 +93,23 @@ class ExponentialMovingAverage(Module):
 
     # Used by ``hk.BatchNorm`` as well: the state as a ``pax.nn.EMA``, and back.
     def _native(self, shape, dtype) -> nn.EMA:
-        counter = get_state(
-            "counter",
-            (),
-            jnp.int32,
-            init=initializers.Constant(-self.warmup_length),
-        )
-        hidden = get_state("hidden", shape, dtype, init=jnp.zeros)
-        arrays = {".counter": counter, ".averages": hidden}
-        if self.zero_debias:
-            arrays[".hidden"] = hidden
-        return native(
+        spec = template(
             _ema,
-            tuple(hidden.shape),
+            tuple(shape),
             jnp.dtype(dtype),
             float(self.decay),
             bool(self.zero_debias),
             int(self.warmup_length),
-            arrays=arrays,
         )
+        inits = {
+            "counter": initializers.Constant(-self.warmup_length),
+            "hidden": jnp.zeros,
+        }
+        arrays = fetch(record_for(nn.EMA), Context(), spec.shapes, dtype, inits)
+        # with debiasing the native EMA recomputes ``averages`` from ``hidden``
+        # (Haiku's ``average`` is only written): any array of its shape will do
+        arrays.setdefault(".averages", arrays.get(".hidden"))
+        return spec.build(arrays)
 
     def _store(self, ema: nn.EMA, shape) -> None:
         hidden = ema.hidden if self.zero_debias else ema.averages

@@ -16,8 +16,38 @@ from typing import Any
 
 import jax
 
-_cache: dict[Any, tuple[Any, tuple[str, ...]]] = {}
 _KEY = jax.random.PRNGKey(0)
+Shape = tuple[int, ...]
+
+
+class Template:
+    """The structure of one layer configuration: its treedef, its leaves'
+    ``keystr`` paths and their shapes (``shapes``), and the module's type."""
+
+    def __init__(self, cls: type, args: tuple, module: Any):
+        leaves, self.treedef = jax.tree_util.tree_flatten_with_path(module)
+        self.paths = tuple(jax.tree_util.keystr(p) for p, _ in leaves)
+        self.shapes: dict[str, Shape] = {
+            jax.tree_util.keystr(p): tuple(leaf.shape) for p, leaf in leaves
+        }
+        self.type = type(module)
+        self._what = f"{getattr(cls, '__name__', cls)}{args}"
+
+    def build(self, arrays: Mapping[str, Any]) -> Any:
+        """The module with its leaves taken from ``arrays`` (path -> value)."""
+        missing = [p for p in self.paths if p not in arrays]
+        extra = sorted(set(arrays) - set(self.paths))
+        if missing or extra:
+            raise ValueError(
+                f"{self._what}: the arrays given do not match the module's "
+                f"leaves (missing {missing}, unexpected {extra})"
+            )
+        return jax.tree_util.tree_unflatten(
+            self.treedef, [arrays[p] for p in self.paths]
+        )
+
+
+_cache: dict[Any, Template] = {}
 
 
 def _takes_key(cls: type) -> bool:
@@ -27,12 +57,20 @@ def _takes_key(cls: type) -> bool:
         return True
 
 
-def _template(cls: type, args: tuple, kwargs: dict) -> tuple[Any, tuple[str, ...]]:
-    def build():
+def template(cls: type, *args: Any, **kwargs: Any) -> Template:
+    """The (cached) :class:`Template` of ``cls(*args, **kwargs)``, computed with
+    ``jax.eval_shape``: no initializer runs, nothing is allocated.
+
+    >>> import pax
+    >>> from pax.hk._native import template
+    >>> template(pax.nn.Linear, 2, 3).shapes
+    {'.weight': (2, 3), '.bias': (3,)}
+    """
+
+    def build() -> Template:
         extra = {"rng_key": _KEY} if _takes_key(cls) else {}
         module = jax.eval_shape(lambda: cls(*args, **extra, **kwargs))
-        leaves, treedef = jax.tree_util.tree_flatten_with_path(module)
-        return treedef, tuple(jax.tree_util.keystr(p) for p, _ in leaves)
+        return Template(cls, args, module)
 
     try:
         key = (cls, args, tuple(sorted(kwargs.items())))
@@ -58,12 +96,4 @@ def native(cls: type, *args: Any, arrays: Mapping[str, Any], **kwargs: Any) -> A
     >>> fc(jnp.ones((1, 2)))
     Array([[2., 2., 2.]], dtype=float32)
     """
-    treedef, paths = _template(cls, args, kwargs)
-    missing = [p for p in paths if p not in arrays]
-    extra = sorted(set(arrays) - set(paths))
-    if missing or extra:
-        raise ValueError(
-            f"{cls.__name__}{args}: the arrays given do not match the module's "
-            f"leaves (missing {missing}, unexpected {extra})"
-        )
-    return jax.tree_util.tree_unflatten(treedef, [arrays[p] for p in paths])
+    return template(cls, *args, **kwargs).build(arrays)

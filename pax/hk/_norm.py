@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import nn, purecall
-from ._base import get_parameter
+from ._mapping import Context, fetch, record_for
 from ._module import Module
 from ._moving_averages import ExponentialMovingAverage
-from ._native import native
+from ._native import Template, template
 
 
 def _axes_or_slice(axis):
@@ -42,8 +42,10 @@ def _abs_axes(axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted({a % ndim for a in axis}))
 
 
-def _flat(x):
-    return None if x is None else jnp.reshape(x, (-1,))
+def _fetch(spec: Template, ctx: Context, dtype, inits) -> dict:
+    """The layer's ``scale``/``offset`` through its record (Haiku's shapes,
+    reshaped to the native ``[C]``)."""
+    return fetch(record_for(spec.type), ctx, spec.shapes, dtype, inits)
 
 
 class BatchNorm(Module):
@@ -163,14 +165,8 @@ class BatchNorm(Module):
             for name, ema in (("mean_ema", self.mean_ema), ("var_ema", self.var_ema))
         }
         arrays = {f".{n}.{k}": v for n, d in stats.items() for k, v in d.items()}
-        if self.create_scale:
-            arrays[".scale"] = _flat(
-                get_parameter("scale", stat_shape, dtype, self.scale_init)
-            )
-        if self.create_offset:
-            arrays[".offset"] = _flat(
-                get_parameter("offset", stat_shape, dtype, self.offset_init)
-            )
+        ctx = Context(ndim, param_axes=kept, input_shape=tuple(inputs.shape))
+        inits = {"scale": self.scale_init, "offset": self.offset_init}
 
         general = kept not in ((ndim - 1,), (1,))
         x = inputs
@@ -191,7 +187,7 @@ class BatchNorm(Module):
             scale = None if scale is None else to_flat(scale)
             offset = None if offset is None else to_flat(offset)
         num_channels = int(np.prod([inputs.shape[i] for i in kept]))
-        bn = native(
+        spec = template(
             nn.BatchNorm,
             num_channels,
             self.create_scale,
@@ -201,8 +197,9 @@ class BatchNorm(Module):
             data_format,
             cross_replica_axis=self.cross_replica_axis,
             cross_replica_axis_index_groups=self.cross_replica_axis_index_groups,
-            arrays=arrays,
         )
+        arrays.update(_fetch(spec, ctx, dtype, inits))
+        bn = spec.build(arrays)
         kwargs = dict(scale=scale, offset=offset, test_local_stats=test_local_stats)
         if is_training:
             bn, y = purecall(bn, x, **kwargs)
@@ -274,24 +271,7 @@ class LayerNorm(Module):
                 f"pax.hk.LayerNorm supports one `param_axis`, got {self.param_axis} "
                 f"for an input of rank {ndim}"
             )
-        if param_axis == (ndim - 1,):
-            param_shape = (inputs.shape[-1],)
-        else:
-            param_shape = tuple(
-                inputs.shape[i] if i in param_axis else 1 for i in range(ndim)
-            )
-        arrays = {}
-        if self.create_scale:
-            arrays[".scale"] = _flat(
-                get_parameter("scale", param_shape, inputs.dtype, init=self.scale_init)
-            )
-        if self.create_offset:
-            arrays[".offset"] = _flat(
-                get_parameter(
-                    "offset", param_shape, inputs.dtype, init=self.offset_init
-                )
-            )
-        layer = native(
+        spec = template(
             nn.LayerNorm,
             inputs.shape[param_axis[0]],
             axis,
@@ -300,8 +280,10 @@ class LayerNorm(Module):
             float(self.eps),
             use_fast_variance=bool(self.use_fast_variance),
             param_axis=param_axis[0],
-            arrays=arrays,
         )
+        inits = {"scale": self.scale_init, "offset": self.offset_init}
+        ctx = Context(ndim, param_axes=param_axis)
+        layer = spec.build(_fetch(spec, ctx, inputs.dtype, inits))
         return layer(inputs, scale, offset)
 
 
@@ -391,18 +373,7 @@ class RMSNorm(Module):
                 f"pax.hk.RMSNorm supports one `param_axis`, got {self.param_axis} "
                 f"for an input of rank {ndim}"
             )
-        if param_axis == (ndim - 1,):
-            param_shape = inputs.shape[-1:]
-        else:
-            param_shape = tuple(
-                inputs.shape[i] if i in param_axis else 1 for i in range(ndim)
-            )
-        arrays = {}
-        if self.create_scale:
-            arrays[".scale"] = _flat(
-                get_parameter("scale", param_shape, inputs.dtype, init=self.scale_init)
-            )
-        layer = native(
+        spec = template(
             nn.RMSNorm,
             inputs.shape[param_axis[0]],
             axis,
@@ -410,9 +381,10 @@ class RMSNorm(Module):
             None,
             self.create_scale,
             param_axis=param_axis[0],
-            arrays=arrays,
         )
-        return layer(inputs)
+        ctx = Context(ndim, param_axes=param_axis)
+        inits = {"scale": self.scale_init}
+        return spec.build(_fetch(spec, ctx, inputs.dtype, inits))(inputs)
 
 
 class GroupNorm(Module):
@@ -486,24 +458,7 @@ class GroupNorm(Module):
                 f"was channels={channels}, groups={self.groups}"
             )
         self.rank = x.ndim
-        if self.channel_index == -1:
-            params_shape = (channels,)
-        else:
-            params_shape = (channels,) + (1,) * (x.ndim - 2)
-        arrays = {}
-        if self.create_scale:
-            arrays[".scale"] = _flat(
-                get_parameter("scale", params_shape, x.dtype, self.scale_init)
-            )
-        if self.create_offset:
-            arrays[".offset"] = _flat(
-                get_parameter("offset", params_shape, x.dtype, self.offset_init)
-            )
-        if scale is not None:
-            scale = jax.lax.broadcast_to_rank(jnp.asarray(scale), x.ndim)
-        if offset is not None:
-            offset = jax.lax.broadcast_to_rank(jnp.asarray(offset), x.ndim)
-        layer = native(
+        spec = template(
             nn.GroupNorm,
             self.groups,
             channels,
@@ -514,6 +469,15 @@ class GroupNorm(Module):
             data_format=(
                 "channels_last" if self.channel_index == -1 else "channels_first"
             ),
-            arrays=arrays,
         )
+        ctx = Context(x.ndim, channels_last=self.channel_index == -1)
+        inits = {
+            "scale": getattr(self, "scale_init", None),
+            "offset": getattr(self, "offset_init", None),
+        }
+        layer = spec.build(_fetch(spec, ctx, x.dtype, inits))
+        if scale is not None:
+            scale = jax.lax.broadcast_to_rank(jnp.asarray(scale), x.ndim)
+        if offset is not None:
+            offset = jax.lax.broadcast_to_rank(jnp.asarray(offset), x.ndim)
         return layer(x, scale, offset)

@@ -23,11 +23,12 @@ import numpy as np
 
 from .. import nn
 from . import initializers
-from ._base import get_parameter, inside_transform
-from ._conv import ConvND, default_w_init, get_bias
+from ._base import inside_transform
+from ._conv import ConvND, default_w_init
 from ._linear import Linear
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import Template, template
 from ._stateful import scan as _hk_scan
 
 LSTMState = nn.LSTMState
@@ -72,18 +73,15 @@ class _LinearParams(Linear):
     creation), fetched without running the layer: the core that owns them
     computes with a ``pax.nn`` module instead."""
 
-    def params(self, input_size: int, dtype: Any, prefix: str) -> dict:
-        self.input_size = input_size
+    def params(self, spec: Template, dtype: Any, prefix: str) -> dict:
+        """The arrays at ``prefix`` of the core's native ``spec``."""
+        input_size = self.input_size = spec.shapes[prefix + ".weight"][0]
         w_init = self.w_init
         if w_init is None:
             w_init = initializers.TruncatedNormal(stddev=1.0 / np.sqrt(input_size))
-        shape = [input_size, self.output_size]
-        arrays = {f"{prefix}.weight": get_parameter("w", shape, dtype, init=w_init)}
-        if self.with_bias:
-            arrays[f"{prefix}.bias"] = get_parameter(
-                "b", [self.output_size], dtype, init=self.b_init
-            )
-        return arrays
+        inits = {"w": w_init, "b": self.b_init}
+        twin = record_for(nn.Linear)
+        return fetch(twin, Context(), spec.shapes, dtype, inits, prefix=prefix)
 
 
 def _compute_dtype(*arrays: jax.Array) -> Any:
@@ -126,18 +124,17 @@ class VanillaRNN(RNNCore):
         hidden_to_hidden = _LinearParams(
             hidden, with_bias=self.double_bias, name="linear"
         )
-        input_size = inputs.shape[-1]
-        arrays = input_to_hidden.params(input_size, inputs.dtype, ".input_to_hidden")
-        arrays.update(
-            hidden_to_hidden.params(hidden, prev_state.dtype, ".hidden_to_hidden")
-        )
-        core = native(
+        spec = template(
             nn.VanillaRNN,
-            input_size,
+            inputs.shape[-1],
             hidden,
             double_bias=bool(self.double_bias),
-            arrays=arrays,
         )
+        arrays = input_to_hidden.params(spec, inputs.dtype, ".input_to_hidden")
+        arrays.update(
+            hidden_to_hidden.params(spec, prev_state.dtype, ".hidden_to_hidden")
+        )
+        core = spec.build(arrays)
         dtype = _compute_dtype(inputs, prev_state)
         state, out = core(prev_state.astype(dtype), inputs.astype(dtype))
         return out, state
@@ -181,10 +178,9 @@ class LSTM(RNNCore):
         dtype = _compute_dtype(inputs, hidden)
         input_size = inputs.shape[-1]
         size = self.hidden_size
-        arrays = _LinearParams(4 * size, name="linear").params(
-            input_size + size, dtype, ".linear"
-        )
-        core = native(nn.LSTM, input_size, size, forget_gate_bias=1.0, arrays=arrays)
+        spec = template(nn.LSTM, input_size, size, forget_gate_bias=1.0)
+        arrays = _LinearParams(4 * size, name="linear").params(spec, dtype, ".linear")
+        core = spec.build(arrays)
         state = LSTMState(hidden.astype(dtype), cell.astype(dtype))
         state, h = core(state, inputs.astype(dtype))
         return h, state
@@ -198,18 +194,18 @@ class _ConvParams(ConvND):
     """``hk.ConvND``'s parameters (``SAME``, stride 1, channels last: the
     configuration Haiku's ConvLSTMs use), fetched without running the layer."""
 
-    def params(self, channels: int, dtype: Any, prefix: str) -> dict:
-        w_shape = self.kernel_shape + (channels, self.output_channels)
+    def params(self, spec: Template, dtype: Any, prefix: str) -> dict:
+        """The arrays at ``prefix`` of the core's native ``spec``."""
+        w_shape = spec.shapes[prefix + ".weight"]
         w_init = self.w_init
         if w_init is None:
             w_init = default_w_init(int(np.prod(w_shape[:-1])))
-        n = self.num_spatial_dims
-        return {
-            f"{prefix}.weight": get_parameter("w", w_shape, dtype, init=w_init),
-            f"{prefix}.bias": get_bias(
-                self.output_channels, n, self.channel_index, dtype, self.b_init
-            ),
-        }
+        ctx = Context(
+            channels_last=self.channel_index == -1, spatial_dims=self.num_spatial_dims
+        )
+        inits = {"w": w_init, "b": self.b_init}
+        twin = record_for(nn.ConvND)
+        return fetch(twin, ctx, spec.shapes, dtype, inits, prefix=prefix)
 
 
 class ConvNDLSTM(RNNCore):
@@ -254,22 +250,16 @@ class ConvNDLSTM(RNNCore):
                 f"input has shape {inputs.shape}."
             )
         example_shape = inputs.shape[inputs.ndim - n - 1 :]
-        arrays = input_to_hidden.params(
-            example_shape[-1], inputs.dtype, ".input_to_hidden"
-        )
-        arrays.update(
-            hidden_to_hidden.params(
-                self.output_channels, hidden.dtype, ".hidden_to_hidden"
-            )
-        )
-        core = native(
+        spec = template(
             nn.ConvNDLSTM,
             n,
             tuple(example_shape),
             self.output_channels,
             input_to_hidden.kernel_shape,
-            arrays=arrays,
         )
+        arrays = input_to_hidden.params(spec, inputs.dtype, ".input_to_hidden")
+        arrays.update(hidden_to_hidden.params(spec, hidden.dtype, ".hidden_to_hidden"))
+        core = spec.build(arrays)
         dtype = _compute_dtype(inputs, hidden)
         state = LSTMState(hidden.astype(dtype), cell.astype(dtype))
         state, h = core(state, inputs.astype(dtype))
@@ -385,14 +375,11 @@ class GRU(RNNCore):
         input_size = inputs.shape[-1]
         size = self.hidden_size
         dtype = inputs.dtype
-        arrays = {
-            ".w_i": get_parameter(
-                "w_i", [input_size, 3 * size], dtype, init=self.w_i_init
-            ),
-            ".w_h": get_parameter("w_h", [size, 3 * size], dtype, init=self.w_h_init),
-            ".b": get_parameter("b", [3 * size], dtype, init=self.b_init),
-        }
-        core = native(nn.GRU, input_size, size, arrays=arrays)
+        spec = template(nn.GRU, input_size, size)
+        inits = {"w_i": self.w_i_init, "w_h": self.w_h_init, "b": self.b_init}
+        core = spec.build(
+            fetch(record_for(nn.GRU), Context(), spec.shapes, dtype, inits)
+        )
         compute = _compute_dtype(inputs, state)
         next_state, out = core(state.astype(compute), inputs.astype(compute))
         return out, next_state
@@ -574,6 +561,20 @@ def deep_rnn_with_skip_connections(
     )
 
 
+def _unroll(pax_unroll, core, input_sequence, initial_state, time_major, **kwargs):
+    """A ``pax.nn`` unroll of a Haiku core, in Haiku's order ``(outputs,
+    state)``; as in Haiku the state may change dtype between steps."""
+    state, outputs = pax_unroll(
+        _PaxOrder(core),
+        input_sequence,
+        initial_state,
+        time_major=time_major,
+        keep_state_dtype=False,
+        **kwargs,
+    )
+    return outputs, state
+
+
 def static_unroll(core, input_sequence, initial_state, time_major=True):
     """Haiku's ``static_unroll``: calls ``core`` once per time step in a Python
     loop (:func:`pax.nn.static_unroll`); returns ``(output_sequence,
@@ -593,14 +594,7 @@ def static_unroll(core, input_sequence, initial_state, time_major=True):
     >>> outs.shape, state.shape
     ((5, 2, 4), (2, 4))
     """
-    state, outputs = nn.static_unroll(
-        _PaxOrder(core),
-        input_sequence,
-        initial_state,
-        time_major=time_major,
-        keep_state_dtype=False,
-    )
-    return outputs, state
+    return _unroll(nn.static_unroll, core, input_sequence, initial_state, time_major)
 
 
 def dynamic_unroll(
@@ -631,15 +625,14 @@ def dynamic_unroll(
     >>> outs.shape, state.hidden.shape
     ((5, 2, 4), (2, 4))
     """
-    states, outputs = nn.dynamic_unroll(
-        _PaxOrder(core),
+    return _unroll(
+        nn.dynamic_unroll,
+        core,
         input_sequence,
         initial_state,
-        time_major=time_major,
+        time_major,
         reverse=reverse,
         return_all_states=return_all_states,
         unroll=unroll,
-        keep_state_dtype=False,  # as Haiku: the core keeps the carry's dtypes
         scan=_hk_scan if inside_transform() else jax.lax.scan,
     )
-    return outputs, states

@@ -12,8 +12,9 @@ import jax.numpy as jnp
 from .. import nn, purecall
 from . import initializers
 from ._base import get_state, set_state
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import template
 
 
 class SpectralNorm(Module):
@@ -46,19 +47,16 @@ class SpectralNorm(Module):
             )
         if value.ndim > 2 and error_on_non_matrix:
             raise ValueError(f"Input is {value.ndim}D but error_on_non_matrix is True")
-        u0 = get_state(
-            "u0",
-            [1, value.shape[-1]],
-            value.dtype,
-            init=initializers.RandomNormal(),
+        spec = template(
+            nn.SpectralNorm, tuple(value.shape), float(self.eps), int(self.n_steps)
         )
-        layer = native(
-            nn.SpectralNorm,
-            tuple(value.shape),
-            float(self.eps),
-            int(self.n_steps),
-            arrays={".u0": u0, ".sigma": jnp.ones((), value.dtype)},
+        inits = {"u0": initializers.RandomNormal()}
+        arrays = fetch(
+            record_for(nn.SpectralNorm), Context(), spec.shapes, value.dtype, inits
         )
+        # Haiku reads ``sigma`` only through the property; the update rewrites it
+        arrays[".sigma"] = jnp.ones((), value.dtype)
+        layer = spec.build(arrays)
         # Haiku's flag is an explicit request (pax.nn's default follows the mode)
         update_stats = bool(update_stats)
         layer, out = purecall(layer, value, update_stats)

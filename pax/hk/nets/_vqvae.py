@@ -11,15 +11,24 @@ import jax.numpy as jnp
 
 from ... import nets, purecall
 from .. import initializers
-from .._base import get_parameter, get_state, set_state
+from .._base import set_state
+from .._mapping import Context, fetch, record_for
 from .._module import Module
 from .._moving_averages import ExponentialMovingAverage
-from .._native import native
+from .._native import Template, template
 
 
 def _codebook_init():
     # Haiku's default for both quantizers: VarianceScaling(1, fan_in, uniform)
     return initializers.VarianceScaling(distribution="uniform")
+
+
+def _codebook(spec: Template, dtype: Any) -> jax.Array:
+    """The ``embeddings`` through the quantizer's record (a parameter of
+    ``VectorQuantizer``, state of ``VectorQuantizerEMA``)."""
+    inits = {"embeddings": _codebook_init()}
+    arrays = fetch(record_for(spec.type), Context(), spec.shapes, dtype, inits)
+    return arrays[".embeddings"]
 
 
 def _flat(prefix: str, tree: Any) -> dict[str, Any]:
@@ -63,25 +72,23 @@ class VectorQuantizer(Module):
         self._embedding_shape = [embedding_dim, num_embeddings]
         self._embedding_dtype = dtype
 
-    @property
-    def embeddings(self) -> jax.Array:
-        return get_parameter(
-            "embeddings",
-            self._embedding_shape,
-            self._embedding_dtype,
-            init=_codebook_init(),
-        )
-
-    def _native(self) -> nets.VectorQuantizer:
-        return native(
+    def _template(self) -> Template:
+        return template(
             nets.VectorQuantizer,
             self.embedding_dim,
             self.num_embeddings,
             self.commitment_cost,
             jnp.dtype(self._embedding_dtype),
             cross_replica_axis=self.cross_replica_axis or None,
-            arrays={".embeddings": self.embeddings},
         )
+
+    @property
+    def embeddings(self) -> jax.Array:
+        return _codebook(self._template(), self._embedding_dtype)
+
+    def _native(self) -> nets.VectorQuantizer:
+        spec = self._template()
+        return spec.build({".embeddings": _codebook(spec, self._embedding_dtype)})
 
     def __call__(self, inputs, is_training) -> dict[str, jax.Array]:
         """Quantize ``inputs`` ``[..., embedding_dim]`` (``is_training`` is
@@ -138,11 +145,21 @@ class VectorQuantizerEMA(Module):
         )
         self._ema_dw = ExponentialMovingAverage(decay=self.decay, name="ema_dw")
 
+    def _template(self) -> Template:
+        return template(
+            nets.VectorQuantizerEMA,
+            self.embedding_dim,
+            self.num_embeddings,
+            self.commitment_cost,
+            self.decay,
+            self.epsilon,
+            jnp.dtype(self._dtype),
+            self.cross_replica_axis or None,
+        )
+
     @property
     def embeddings(self) -> jax.Array:
-        return get_state(
-            "embeddings", self._embedding_shape, self._dtype, init=_codebook_init()
-        )
+        return _codebook(self._template(), self._dtype)
 
     @property
     def ema_cluster_size(self) -> ExponentialMovingAverage:
@@ -157,7 +174,8 @@ class VectorQuantizerEMA(Module):
     def _native(self, is_training: bool) -> nets.VectorQuantizerEMA:
         d, k = self.embedding_dim, self.num_embeddings
         dtype = jnp.dtype(self._dtype)
-        arrays = {".embeddings": self.embeddings}
+        spec = self._template()
+        arrays = {".embeddings": _codebook(spec, self._dtype)}
         if is_training:
             arrays.update(
                 _flat(".ema_cluster_size", self.ema_cluster_size._native((k,), dtype))
@@ -170,17 +188,7 @@ class VectorQuantizerEMA(Module):
                 arrays[prefix + ".averages"] = jnp.zeros(shape, dtype)
                 arrays[prefix + ".counter"] = jnp.zeros((), jnp.int32)
                 arrays[prefix + ".hidden"] = jnp.zeros(shape, dtype)
-        module = native(
-            nets.VectorQuantizerEMA,
-            d,
-            k,
-            self.commitment_cost,
-            self.decay,
-            self.epsilon,
-            dtype,
-            self.cross_replica_axis or None,
-            arrays=arrays,
-        )
+        module = spec.build(arrays)
         return module if is_training else module.eval()
 
     def __call__(self, inputs, is_training) -> dict[str, jax.Array]:
