@@ -12,9 +12,11 @@ import jax.numpy as jnp
 
 from .. import nn
 from ..nn.internal_api import bias_shape
-from ._base import get_parameter
+from ._mapping import Context, fetch, record_for
 from ._module import Module
-from ._native import native
+from ._native import template
+
+BIAS = record_for(nn.Bias)
 
 
 class Sequential(Module):
@@ -100,9 +102,9 @@ class Bias(Module):
         shape = bias_shape(inputs.shape, dims)
         self.bias_shape = shape
         self.input_size = rest
-        b = get_parameter("b", shape, inputs.dtype, init=self.b_init)
-        layer = native(nn.Bias, rest, dims, arrays={".bias": b})
-        return layer(inputs, multiplier)
+        spec = template(nn.Bias, rest, dims)
+        arrays = fetch(BIAS, Context(), spec.shapes, inputs.dtype, {"b": self.b_init})
+        return spec.build(arrays)(inputs, multiplier)
 
 
 class Reshape(Module):
