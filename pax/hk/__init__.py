@@ -5,6 +5,34 @@ dm-haiku code unchanged (same parameter names, shapes and numerics).
 pure ``init`` / ``apply`` pair; parameters and state are
 ``{module_name: {name: array}}`` dicts named exactly as Haiku names them.
 dm-haiku itself is never imported.
+
+How the package is built: ``pax.hk`` is an adapter over ``pax.nn`` and
+``pax.nets``, not a second implementation of their numerics.
+
+* The machinery is Haiku's own API: frames, naming and ``get_parameter`` /
+  ``get_state`` / rng (``_base.py``, ``_module.py``), the transforms
+  (``_transform.py``), the lifted JAX transforms and control flow
+  (``_stateful.py``, ``_lift.py``, ``_layer_stack.py``), the
+  ``check_jax_usage`` guardrails (``config.py``, built on
+  ``jax.extend.core.get_opaque_trace_state``) and inspection
+  (``_summarise.py``, ``experimental.jaxpr_info``).
+* A layer (``hk.Linear``, ``hk.Conv2D``, ``hk.BatchNorm``...) takes Haiku's
+  constructor arguments, asks ``_mapping.fetch`` for its arrays and calls the
+  ``pax.nn`` module built around them (``_native.template``). ``_mapping.py``
+  holds one record per native layer with a Haiku twin: the Haiku module name,
+  and for each native leaf its Haiku name, parameter or state, and shape.
+  ``to_haiku_params`` / ``from_haiku_params`` (``_convert.py``) read the same
+  records, so the names a layer creates and the names the weight bridge
+  writes cannot drift apart.
+* ``hk.nets`` runs ``pax.nets``' blocks and configuration tables
+  (``pax/nets/_arch.py``); the recurrent cores, ``ResetCore``, ``DeepRNN``
+  and the unrolls adapt ``pax.nn``'s, with Haiku's argument order on top.
+* It imports only what ``pax.nn`` / ``pax.nets`` / ``pax.initializers``
+  export, plus ``pax.nn.internal_api`` (checked by
+  ``tests/hk/test_public_seams.py``).
+* dm-haiku's own test files run against it (``python -m
+  tests.haiku_suite``); ``tests/haiku_suite/expectations.py`` lists what
+  does not pass yet, each with its reason.
 """
 
 from . import config as config
