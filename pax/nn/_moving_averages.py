@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._core.errors import MutationError
-from .._core.module import Module
+from .._core.module import Module, _ArrayImpl
 from ._utils import as_array, who
 
 
@@ -34,8 +34,7 @@ def _zeros_like(x: jax.Array) -> jax.Array:
     array the zeros are filled on the host and transferred (``jax.device_put``:
     no program to run, or to compile in a fresh process)."""
     if (
-        isinstance(x, jax.Array)
-        and not isinstance(x, jax.core.Tracer)
+        type(x) is _ArrayImpl  # a concrete array, not a tracer
         and not x.weak_type
         and not x.committed
         and isinstance(x.dtype, np.dtype)
