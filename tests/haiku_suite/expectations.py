@@ -121,7 +121,6 @@ NEEDS_INTERNAL: dict[str, str] = {
 
 KNOWN_FAILURES: dict[str, str] = {
     # misuse not detected (no error raised)
-    "group_norm_test.py::GroupNormTest::test_invalid_data_format1": "misuse not detected (no error raised)",
     "layer_norm_test.py::LayerNormTest::test_param_axis_required_*": "misuse not detected (no error raised)",
     # unsupported: several `param_axis` in LayerNorm/RMSNorm
     "layer_norm_test.py::LayerNormTest::test_multiple_*": "unsupported: several `param_axis` in LayerNorm/RMSNorm",
