@@ -42,6 +42,7 @@ from ._core.transforms import select_parameters as select_parameters
 from ._core.transforms import unfreeze_parameters as unfreeze_parameters
 from ._mixed_precision import apply_mp_policy as apply_mp_policy
 from ._mixed_precision import unwrap_mp_policy as unwrap_mp_policy
+from ._tabulate import tabulate as tabulate
 from .nn import *  # noqa: F403 - every pax.nn layer is also pax.<Name>
 from .optim import apply_updates as apply_updates
 
@@ -86,5 +87,6 @@ __all__ = [
     "seed_rng_key",
     "thaw",
     "select_parameters",
+    "tabulate",
     "unfreeze_parameters",
 ]

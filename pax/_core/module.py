@@ -912,13 +912,28 @@ class Module(metaclass=_ModuleMeta):
             out.extend(_iter_submodules(value))
         return out
 
-    def summary(self) -> str:
+    def summary(self, *, table: bool = False) -> str:
         """A tree of the module and its submodules, one per line.
+
+        With ``table=True``, the table view instead: ``pax.tabulate(self)``,
+        one row per module with its parameter and state counts, bytes and
+        dtypes, and totals (call :func:`pax.tabulate` with example inputs to
+        add each module's output shapes).
 
         >>> import pax
         >>> print(pax.RngSeq(seed=0).summary())
         RngSeq(seed=0)
+        >>> print(pax.RngSeq(seed=0).summary(table=True))
+        path    module  params  state  bytes  dtypes
+        ------  ------  ------  -----  -----  ------
+        (root)  RngSeq       0      2    8 B  uint32
+        ------  ------  ------  -----  -----  ------
+        total                0      2    8 B
         """
+        if table:
+            from .._tabulate import tabulate
+
+            return tabulate(self)
         lines = [self._summary_line()]
         subs = self.submodules()
         for i, sub in enumerate(subs):
