@@ -120,15 +120,19 @@ def per_channel(s: Shape, ctx: Context) -> Shape:
 
 
 def per_channel_unless_last(s: Shape, ctx: Context) -> Shape:
-    """``[C]`` for the last axis, else :func:`per_channel` (``LayerNorm``'s
-    ``param_axis``)."""
-    (axis,) = ctx.param_axes
-    if axis == -1 or (ctx.input_ndim is not None and axis == ctx.input_ndim - 1):
+    """``LayerNorm``/``RMSNorm``'s ``param_axis``: ``[C]`` for the last axis
+    alone, else an array of the input's rank with the native sizes along the
+    parameter axes (in the order of ``ctx.param_axes``) and 1 elsewhere
+    (``(2, 3)`` on axes ``(0, -1)`` of a rank-3 input: ``(2, 1, 3)``)."""
+    axes = ctx.param_axes
+    if axes == (-1,) or (ctx.input_ndim is not None and axes == (ctx.input_ndim - 1,)):
         return s
     ndim = ctx.ndim()
-    if axis % ndim == ndim - 1:
+    absolute = [a % ndim for a in axes]
+    if absolute == [ndim - 1]:
         return s
-    return per_channel(s, ctx)
+    sizes = dict(zip(absolute, s, strict=True))
+    return tuple(sizes.get(i, 1) for i in range(ndim))
 
 
 def averaged_value(s: Shape, ctx: Context) -> Shape:
@@ -249,7 +253,9 @@ def _batch_norm_context(m: Any, input_ndim: int | None) -> Context:
 
 
 def _layer_norm_context(m: Any, input_ndim: int | None) -> Context:
-    return Context(input_ndim, param_axes=(m.param_axis,), owner=_norm_owner(m))
+    axes = m.param_axis
+    axes = tuple(axes) if isinstance(axes, (tuple, list)) else (axes,)
+    return Context(input_ndim, param_axes=axes, owner=_norm_owner(m))
 
 
 def _group_norm_context(m: Any, input_ndim: int | None) -> Context:

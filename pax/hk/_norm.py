@@ -42,6 +42,15 @@ def _abs_axes(axis, ndim: int) -> tuple[int, ...]:
     return tuple(sorted({a % ndim for a in axis}))
 
 
+def _native_param_axis(shape, param_axis: tuple[int, ...]):
+    """``(num_channels, param_axis)`` of the native layer for Haiku's sorted
+    absolute ``param_axis``: ints for one axis, tuples for several."""
+    param_axis = tuple(sorted(set(param_axis)))
+    if len(param_axis) == 1:
+        return shape[param_axis[0]], param_axis[0]
+    return tuple(shape[a] for a in param_axis), param_axis
+
+
 def _fetch(spec: Template, ctx: Context, dtype, inits) -> dict:
     """The layer's ``scale``/``offset`` through its record (Haiku's shapes,
     reshaped to the native ``[C]``)."""
@@ -266,23 +275,19 @@ class LayerNorm(Module):
         ndim = inputs.ndim
         axis = _abs_axes(self.axis, ndim)
         param_axis = _abs_axes(self.param_axis, ndim)
-        if len(param_axis) != 1:
-            raise NotImplementedError(
-                f"pax.hk.LayerNorm supports one `param_axis`, got {self.param_axis} "
-                f"for an input of rank {ndim}"
-            )
+        num_channels, native_axis = _native_param_axis(inputs.shape, param_axis)
         spec = template(
             nn.LayerNorm,
-            inputs.shape[param_axis[0]],
-            axis,
-            self.create_scale,
-            self.create_offset,
-            float(self.eps),
+            num_channels,
+            axis=axis,
+            param_axis=native_axis,
+            create_scale=self.create_scale,
+            create_offset=self.create_offset,
+            eps=float(self.eps),
             use_fast_variance=bool(self.use_fast_variance),
-            param_axis=param_axis[0],
         )
         inits = {"scale": self.scale_init, "offset": self.offset_init}
-        ctx = Context(ndim, param_axes=param_axis)
+        ctx = Context(ndim, param_axes=tuple(sorted(set(param_axis))))
         layer = spec.build(_fetch(spec, ctx, inputs.dtype, inits))
         return layer(inputs, scale, offset)
 
@@ -368,21 +373,16 @@ class RMSNorm(Module):
         ndim = inputs.ndim
         axis = _abs_axes(self.axis, ndim)
         param_axis = _abs_axes(self.param_axis, ndim)
-        if len(param_axis) != 1:
-            raise NotImplementedError(
-                f"pax.hk.RMSNorm supports one `param_axis`, got {self.param_axis} "
-                f"for an input of rank {ndim}"
-            )
+        num_channels, native_axis = _native_param_axis(inputs.shape, param_axis)
         spec = template(
             nn.RMSNorm,
-            inputs.shape[param_axis[0]],
-            axis,
-            float(self.eps),
-            None,
-            self.create_scale,
-            param_axis=param_axis[0],
+            num_channels,
+            axis=axis,
+            param_axis=native_axis,
+            eps=float(self.eps),
+            create_scale=self.create_scale,
         )
-        ctx = Context(ndim, param_axes=param_axis)
+        ctx = Context(ndim, param_axes=tuple(sorted(set(param_axis))))
         inits = {"scale": self.scale_init}
         return spec.build(_fetch(spec, ctx, inputs.dtype, inits))(inputs)
 

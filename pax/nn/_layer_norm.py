@@ -49,13 +49,76 @@ def _check_axes(axis: Axes, owner: str) -> int | tuple[int, ...] | slice:
     )
 
 
-def _check_param_axis(param_axis: Any, owner: str) -> int:
-    if not _is_int(param_axis):
-        raise TypeError(
-            f"{owner}: `param_axis` must be an int, got {param_axis!r} "
-            f"({type(param_axis).__name__})"
+def _check_param_axis(
+    param_axis: Any, num_channels: Any, owner: str
+) -> tuple[int | tuple[int, ...], int | tuple[int, ...], tuple[int, ...]]:
+    """``(param_axis, num_channels, parameter shape)``: an int axis with an
+    int size (shape ``[C]``), or a sequence of axes with one size each (shape
+    the sizes, in the order of the axes)."""
+    if _is_int(param_axis):
+        c = positive_int(num_channels, "num_channels", owner)
+        return int(param_axis), c, (c,)
+    if (
+        isinstance(param_axis, Sequence)
+        and not isinstance(param_axis, str)
+        and all(_is_int(a) for a in param_axis)
+    ):
+        axes = tuple(int(a) for a in param_axis)
+        if _is_int(num_channels) and len(axes) == 1:
+            num_channels = (num_channels,)
+        if (
+            not isinstance(num_channels, Sequence)
+            or isinstance(num_channels, str)
+            or len(num_channels) != len(axes)
+        ):
+            raise ValueError(
+                f"{owner}: with several `param_axis` {axes}, `num_channels` must "
+                f"give one size per axis, got {num_channels!r}"
+            )
+        sizes = tuple(positive_int(c, "num_channels", owner) for c in num_channels)
+        return axes, sizes, sizes
+    raise TypeError(
+        f"{owner}: `param_axis` must be an int or a sequence of ints, got "
+        f"{param_axis!r} ({type(param_axis).__name__})"
+    )
+
+
+def _param_axes(module: Any, x: jax.Array) -> tuple[int, ...]:
+    """``module.param_axis`` as non-negative axes of ``x``, checked against
+    ``x``'s shape (several axes must be in increasing order)."""
+    given = module.param_axis
+    axes = (given,) if _is_int(given) else given
+    sizes = (module.num_channels,) if _is_int(given) else module.num_channels
+    if any(not -x.ndim <= a < x.ndim for a in axes):
+        raise ValueError(
+            f"{who(module)}: input of shape {tuple(x.shape)} has no axis {given}"
         )
-    return int(param_axis)
+    absolute = tuple(a % x.ndim for a in axes)
+    if any(a >= b for a, b in zip(absolute, absolute[1:])):
+        raise ValueError(
+            f"{who(module)}: `param_axis` {given} must list distinct axes of the "
+            f"rank-{x.ndim} input in increasing order"
+        )
+    if tuple(x.shape[a] for a in absolute) != tuple(sizes):
+        raise ValueError(
+            f"{who(module)}: expected input with {module.num_channels} channels on "
+            f"axis {given}, got shape {tuple(x.shape)}"
+        )
+    return absolute
+
+
+def _broadcast_param(
+    own: Any, given: Any, x: jax.Array, axes: tuple[int, ...], dtype: Any
+) -> Any:
+    """The scale/offset applied, broadcast to ``x``: the module's own (sizes
+    along the increasing ``axes``), else one given at call time, else None."""
+    if own is None:
+        return affine(None, given, x, -1, dtype)
+    p = jnp.asarray(own, dtype)
+    shape = [1] * x.ndim
+    for a in axes:
+        shape[a] = x.shape[a]
+    return jnp.broadcast_to(p.reshape(shape), x.shape)
 
 
 def _resolve(axis, ndim: int, owner: str) -> tuple[int, ...]:
@@ -80,7 +143,8 @@ class LayerNorm(Module):
     input's dtype, and integer input gives float32 output.
 
     Args:
-      num_channels: size of the input along ``param_axis``.
+      num_channels: size of the input along ``param_axis`` (one size per axis
+        when ``param_axis`` is a sequence).
       axis: axes to normalize over: an int, a sequence of ints or a slice
         (``slice(1, None)``: everything but the batch axis). Default ``-1``.
       create_scale: learn ``scale`` (default ones via ``scale_init``); if
@@ -91,7 +155,10 @@ class LayerNorm(Module):
       scale_init, offset_init: initializers ``init(rng_key, shape, dtype)``.
       use_fast_variance: compute the variance as ``E[x²] - E[x]²`` (Haiku's
         option) instead of ``E[(x - E[x])²]``.
-      param_axis: the channel axis that ``scale``/``offset`` act along.
+      param_axis: the channel axis that ``scale``/``offset`` act along, or a
+        sequence of distinct axes in increasing order (for the input's rank):
+        then ``scale``/``offset`` have shape ``num_channels``, one size per
+        axis.
       rng_key: key for random initializers; ``None`` draws one.
       name: optional module name.
 
@@ -103,6 +170,8 @@ class LayerNorm(Module):
     >>> y = ln(jnp.array([[1.0, 2.0, 3.0, 4.0]]))
     >>> bool(jnp.allclose(y.mean(-1), 0.0, atol=1e-6))
     True
+    >>> pax.LayerNorm((2, 3), param_axis=(0, -1)).scale.shape  # e.g. [2, 5, 3]
+    (2, 3)
     """
 
     keep_float32_under_mixed_precision = True
@@ -110,7 +179,7 @@ class LayerNorm(Module):
 
     def __init__(
         self,
-        num_channels: int,
+        num_channels: int | Sequence[int],
         axis: Axes = -1,
         create_scale: bool = True,
         create_offset: bool = True,
@@ -119,17 +188,25 @@ class LayerNorm(Module):
         offset_init: Initializer | None = None,
         *,
         use_fast_variance: bool = False,
-        param_axis: int = -1,
+        param_axis: int | Sequence[int] = -1,
         rng_key: jax.Array | None = None,
         name: str | None = None,
     ):
         super().__init__(name=name)
         owner = type(self).__name__
-        self.num_channels = positive_int(num_channels, "num_channels", owner)
         self.axis = _check_axes(axis, owner)
-        self.param_axis = _check_param_axis(param_axis, owner)
+        self.param_axis, self.num_channels, shape = _check_param_axis(
+            param_axis, num_channels, owner
+        )
         init_affine(
-            self, create_scale, create_offset, scale_init, offset_init, eps, rng_key
+            self,
+            create_scale,
+            create_offset,
+            scale_init,
+            offset_init,
+            eps,
+            rng_key,
+            shape=shape,
         )
         self.use_fast_variance = bool(use_fast_variance)
 
@@ -154,16 +231,7 @@ class LayerNorm(Module):
         """
         x = as_array(x, who(self))
         check_call_affine(self, scale, offset)
-        if x.ndim < 1 or not -x.ndim <= self.param_axis < x.ndim:
-            raise ValueError(
-                f"{who(self)}: input of shape {tuple(x.shape)} has no axis "
-                f"{self.param_axis}"
-            )
-        if x.shape[self.param_axis] != self.num_channels:
-            raise ValueError(
-                f"{who(self)}: expected input with {self.num_channels} channels on "
-                f"axis {self.param_axis}, got shape {tuple(x.shape)}"
-            )
+        p_axes = _param_axes(self, x)
         axes = _resolve(self.axis, x.ndim, who(self))
         with jax.named_scope(f"pax.nn.{type(self).__name__}"):
             dtype = norm_dtype(x)
@@ -174,12 +242,11 @@ class LayerNorm(Module):
             inv = jnp.broadcast_to(
                 jax.lax.rsqrt(var + jnp.asarray(self.eps, dtype)), x.shape
             )
-            p_axis = self.param_axis % x.ndim
-            scale = affine(self.scale, scale, x, p_axis, dtype)
+            scale = _broadcast_param(self.scale, scale, x, p_axes, dtype)
             if scale is not None:
                 inv = scale * inv
             y = inv * (xf - jnp.broadcast_to(mean, x.shape))
-            offset = affine(self.offset, offset, x, p_axis, dtype)
+            offset = _broadcast_param(self.offset, offset, x, p_axes, dtype)
             if offset is not None:
                 y = y + offset
             return y.astype(float_result_dtype(x))
@@ -245,12 +312,16 @@ class RMSNorm(Module):
     centering, no offset).
 
     Args:
-      num_channels: size of the input along ``param_axis``.
+      num_channels: size of the input along ``param_axis`` (one size per axis
+        when ``param_axis`` is a sequence).
       axis: axes to average ``x²`` over (int, sequence or slice); default -1.
-      eps: added to the mean square.
+      eps: added to the mean square (``>= 0``; with 0 an all-zero row gives
+        NaN).
       scale_init: initializer for ``scale`` (default ones).
       create_scale: learn ``scale`` ``[num_channels]``; otherwise no scale.
-      param_axis: the axis ``scale`` acts along (default -1).
+      param_axis: the axis ``scale`` acts along (default -1), or a sequence
+        of distinct axes in increasing order (``scale`` then has shape
+        ``num_channels``, one size per axis).
       rng_key: key for a random ``scale_init``; ``None`` draws one.
       name: optional module name.
 
@@ -267,28 +338,29 @@ class RMSNorm(Module):
 
     def __init__(
         self,
-        num_channels: int,
+        num_channels: int | Sequence[int],
         axis: Axes = -1,
         eps: float = 1e-5,
         scale_init: Initializer | None = None,
         create_scale: bool = True,
         *,
-        param_axis: int = -1,
+        param_axis: int | Sequence[int] = -1,
         rng_key: jax.Array | None = None,
         name: str | None = None,
     ):
         super().__init__(name=name)
         owner = type(self).__name__
-        self.num_channels = positive_int(num_channels, "num_channels", owner)
         self.axis = _check_axes(axis, owner)
         if not create_scale and scale_init is not None:
             raise ValueError(
                 f"{owner}: cannot set `scale_init` if `create_scale=False`"
             )
-        self.eps = real_number(eps, "eps", owner, low=0.0, low_open=True)
+        # eps = 0 is allowed (as in Haiku): exact RMS, NaN for all-zero rows
+        self.eps = real_number(eps, "eps", owner, low=0.0)
         self.create_scale = bool(create_scale)
-        self.param_axis = _check_param_axis(param_axis, owner)
-        c = (self.num_channels,)
+        self.param_axis, self.num_channels, c = _check_param_axis(
+            param_axis, num_channels, owner
+        )
         self.scale = (
             (scale_init or ones)(rng_key_or_next(rng_key), c, jnp.float32)
             if create_scale
@@ -298,11 +370,7 @@ class RMSNorm(Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[..., num_channels] -> [..., num_channels]``."""
         x = as_array(x, who(self))
-        if x.ndim < 1 or x.shape[self.param_axis] != self.num_channels:
-            raise ValueError(
-                f"{who(self)}: expected input with {self.num_channels} channels on "
-                f"axis {self.param_axis}, got shape {tuple(x.shape)}"
-            )
+        p_axes = _param_axes(self, x)
         axes = _resolve(self.axis, x.ndim, who(self))
         with jax.named_scope("pax.nn.RMSNorm"):
             dtype = norm_dtype(x)
@@ -311,7 +379,7 @@ class RMSNorm(Module):
             # Haiku's order of operations: x * scale * rsqrt(ms + eps)
             y = xf
             if self.scale is not None:
-                y = y * affine(self.scale, None, x, self.param_axis % x.ndim, dtype)
+                y = y * _broadcast_param(self.scale, None, x, p_axes, dtype)
             y = y * jnp.broadcast_to(
                 jax.lax.rsqrt(ms + jnp.asarray(self.eps, dtype)), x.shape
             )

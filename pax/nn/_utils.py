@@ -249,10 +249,11 @@ def init_affine(
     offset_init: Any,
     eps: float,
     rng_key: jax.Array | None,
+    shape: tuple[int, ...] | None = None,
 ) -> None:
     """Normalization layers: validate and set ``create_scale``,
     ``create_offset``, ``eps``, ``scale`` (default ones) and ``offset``
-    (default zeros), each ``[num_channels]`` or None."""
+    (default zeros), each ``shape`` (default ``[num_channels]``) or None."""
     from ..initializers import ones, zeros
 
     owner = type(module).__name__
@@ -267,6 +268,6 @@ def init_affine(
     scale_init = (scale_init or ones) if create_scale else None
     offset_init = (offset_init or zeros) if create_offset else None
     s_key, o_key = init_keys(rng_key, (scale_init, offset_init))
-    c = (module.num_channels,)
+    c = (module.num_channels,) if shape is None else tuple(shape)
     module.scale = None if scale_init is None else scale_init(s_key, c, jnp.float32)
     module.offset = None if offset_init is None else offset_init(o_key, c, jnp.float32)

@@ -217,6 +217,20 @@ CASES = [
         lambda: (_x(2, 4),),
     ),
     Case(
+        "layer_norm_two_param_axes",
+        lambda k: nn.LayerNorm((2, 4), -1, param_axis=(0, -1)),
+        lambda hk: lambda x: hk.LayerNorm(-1, True, True, param_axis=(-1, 0))(x),
+        lambda: (_x(2, 3, 4),),
+        kwargs={"input_ndim": 3},
+    ),
+    Case(
+        "rms_norm_two_param_axes",
+        lambda k: nn.RMSNorm((3, 4), 1, param_axis=(1, 2)),
+        lambda hk: lambda x: hk.RMSNorm(1, param_axis=slice(1, None))(x),
+        lambda: (_x(2, 3, 4),),
+        kwargs={"input_ndim": 3},
+    ),
+    Case(
         "group_norm_nchw",
         lambda k: nn.GroupNorm(2, 4, data_format="NCHW"),
         lambda hk: lambda x: hk.GroupNorm(2, data_format="NCHW")(x),

@@ -258,6 +258,42 @@ def test_instance_and_rms_norm_match_haiku():
     assert_results_close(_run(make, x, with_state=False, haiku_allow=True))
 
 
+def test_several_param_axes_match_haiku():
+    """Several or slice ``param_axis``: Haiku's ``(3, 1, 5, 1)``-style
+    parameter shapes, random per-position values (a layout mix-up would show),
+    and RMSNorm's ``eps=0`` that Haiku accepts."""
+    x = jax.random.normal(jax.random.PRNGKey(7), (3, 4, 5, 6))
+
+    def make(hk):
+        def f(x):
+            rand = hk.initializers.RandomNormal()
+            return (
+                hk.LayerNorm(
+                    -1, True, True, scale_init=rand, offset_init=rand, param_axis=(0, 2)
+                )(x),
+                hk.LayerNorm(
+                    [1, 2],
+                    True,
+                    True,
+                    scale_init=rand,
+                    offset_init=rand,
+                    param_axis=(-1, -4),
+                )(x),
+                hk.RMSNorm(-1, scale_init=rand, param_axis=slice(-1, 0, -1))(x),
+                hk.RMSNorm(-1, eps=0.0, scale_init=rand, param_axis=(1, 2))(x),
+            )
+
+        return f
+
+    assert_results_close(_run(make, x, with_state=False, haiku_allow=True))
+    params = phk.transform(make(phk)).init(jax.random.PRNGKey(0), x)
+    shapes = jax.tree_util.tree_map(jnp.shape, params)
+    assert shapes["layer_norm"]["scale"] == (3, 1, 5, 1)
+    assert shapes["layer_norm_1"]["offset"] == (3, 1, 1, 6)
+    assert shapes["rms_norm"]["scale"] == (1, 4, 5, 6)
+    assert shapes["rms_norm_1"]["scale"] == (1, 4, 5, 1)
+
+
 def test_group_norm_matches_haiku():
     x = jax.random.normal(jax.random.PRNGKey(6), (2, 3, 4))
 

@@ -259,7 +259,7 @@ BAD_ARGUMENTS = [
         pax.LayerNorm,
         dict(num_channels=3, param_axis=True),
         TypeError,
-        "LayerNorm: `param_axis` must be an int, got True (bool)",
+        "LayerNorm: `param_axis` must be an int or a sequence of ints, got True (bool)",
     ),
     (
         pax.InstanceNorm,
@@ -277,19 +277,19 @@ BAD_ARGUMENTS = [
         pax.RMSNorm,
         dict(num_channels=3, eps="1e-6"),
         TypeError,
-        "RMSNorm: `eps` must be a positive float, got '1e-6' (str)",
+        "RMSNorm: `eps` must be a float >= 0, got '1e-6' (str)",
     ),
     (
         pax.RMSNorm,
         dict(num_channels=3, eps=float("inf")),
         ValueError,
-        "RMSNorm: `eps` must be a positive float, got inf",
+        "RMSNorm: `eps` must be a float >= 0, got inf",
     ),
     (
         pax.RMSNorm,
         dict(num_channels=3, param_axis="last"),
         TypeError,
-        "RMSNorm: `param_axis` must be an int, got 'last' (str)",
+        "RMSNorm: `param_axis` must be an int or a sequence of ints, got 'last' (str)",
     ),
     (
         pax.RMSNorm,
@@ -349,3 +349,34 @@ def test_numeric_arguments_accept_numpy_and_int_values():
     gn = pax.GroupNorm(np.int64(2), 4, axis=[np.int32(1), -1], eps=jnp.asarray(1e-3))
     assert gn.groups == 2 and gn.axis == (1, -1)
     assert gn.eps == pytest.approx(1e-3)
+
+
+def test_layer_norm_several_param_axes_against_formula():
+    """A tuple ``param_axis``: ``scale``/``offset`` have one size per axis and
+    act along those axes (checked with the module's own random values)."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, 4, 5))
+    rand = pax.initializers.RandomNormal()
+    ln = pax.LayerNorm(
+        (3, 5), axis=(1, 2), scale_init=rand, offset_init=rand, param_axis=(0, -1)
+    )
+    assert ln.scale.shape == ln.offset.shape == (3, 5)
+    mean = x.mean((1, 2), keepdims=True)
+    var = x.var((1, 2), keepdims=True)
+    scale, offset = ln.scale[:, None, :], ln.offset[:, None, :]
+    want = scale * (x - mean) / jnp.sqrt(var + 1e-5) + offset
+    np.testing.assert_allclose(ln(x), want, rtol=1e-5, atol=1e-5)
+
+    rms = pax.RMSNorm((4, 5), axis=-1, eps=0.0, scale_init=rand, param_axis=(1, 2))
+    want = x * rms.scale[None] / jnp.sqrt(jnp.mean(x**2, -1, keepdims=True))
+    np.testing.assert_allclose(rms(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_several_param_axes_errors():
+    with pytest.raises(ValueError, match="one size per axis"):
+        pax.LayerNorm(3, param_axis=(0, 1))
+    with pytest.raises(ValueError, match="increasing order"):
+        pax.LayerNorm((5, 3), param_axis=(-1, 0))(jnp.ones((3, 4, 5)))
+    with pytest.raises(ValueError, match=r"expected input with \(3, 4\) channels"):
+        pax.RMSNorm((3, 4), param_axis=(0, 2))(jnp.ones((3, 4, 5)))
+    with pytest.raises(ValueError, match="`eps` must be a float >= 0, got -1.0"):
+        pax.RMSNorm(3, eps=-1.0)
