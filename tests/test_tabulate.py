@@ -164,7 +164,8 @@ def test_no_class_stays_patched():
 
 
 def test_rich_table():
-    pytest.importorskip("rich")
+    import rich  # noqa: F401 - the `test` extra installs it
+
     text = pax.tabulate(pax.Linear(2, 3, rng_key=jax.random.PRNGKey(0)), rich=True)
     assert "Linear" in text and "┃ path" in text and "9" in text
 
