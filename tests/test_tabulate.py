@@ -147,6 +147,8 @@ def test_bad_inputs_name_the_failing_module():
     assert isinstance(info.value, TabulateError)
     with pytest.raises(ValueError, match=r"calling Linear at `\(root\)`"):
         pax.tabulate(net[0], jnp.ones((5, 2)), jnp.ones(()))
+    with pytest.raises(TypeError, match="RngSeq is not callable"):
+        pax.tabulate(pax.RngSeq(seed=0), jnp.ones(()))
     with pytest.raises(TypeError, match="expects a pax.Module"):
         pax.tabulate({"w": jnp.ones(2)})
 
