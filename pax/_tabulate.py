@@ -364,7 +364,8 @@ def tabulate(
       The table, as a string (``print`` it).
 
     Raises:
-      TypeError: ``module`` is not a :class:`pax.Module`.
+      TypeError: ``module`` is not a :class:`pax.Module`, or example inputs
+        were given for a module without ``__call__``.
       ValueError: the example call failed; the message names the class and
         path of the innermost module whose call failed and the shapes it got.
       ImportError: ``rich=True`` without ``rich`` installed.
@@ -395,6 +396,11 @@ def tabulate(
     root = _walk(module, module.parameters(), (), 0, rows)
     with_outputs = bool(example_inputs or example_kwargs)
     if with_outputs:
+        if not any("__call__" in c.__dict__ for c in type(module).__mro__[:-1]):
+            raise TypeError(
+                f"pax.tabulate: {type(module).__name__} is not callable (it has "
+                "no `__call__`), so example inputs cannot be passed to it."
+            )
         outputs = _record_outputs(module, example_inputs, example_kwargs)
         for row in rows:
             row.outputs = outputs.get(row.path, [])

@@ -147,6 +147,8 @@ def test_bad_inputs_name_the_failing_module():
     assert isinstance(info.value, TabulateError)
     with pytest.raises(ValueError, match=r"calling Linear at `\(root\)`"):
         pax.tabulate(net[0], jnp.ones((5, 2)), jnp.ones(()))
+    with pytest.raises(TypeError, match="RngSeq is not callable"):
+        pax.tabulate(pax.RngSeq(seed=0), jnp.ones(()))
     with pytest.raises(TypeError, match="expects a pax.Module"):
         pax.tabulate({"w": jnp.ones(2)})
 
@@ -164,7 +166,8 @@ def test_no_class_stays_patched():
 
 
 def test_rich_table():
-    pytest.importorskip("rich")
+    import rich  # noqa: F401 - the `test` extra installs it
+
     text = pax.tabulate(pax.Linear(2, 3, rng_key=jax.random.PRNGKey(0)), rich=True)
     assert "Linear" in text and "┃ path" in text and "9" in text
 

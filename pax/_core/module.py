@@ -947,6 +947,23 @@ class Module(metaclass=_ModuleMeta):
     def _summary_line(self) -> str:
         return repr(self)
 
+    def __treescope_repr__(self, path: str | None, subtree_renderer: Any) -> Any:
+        """How treescope renders the module (the optional ``treescope``
+        package calls this): constructor form, arrays summarised, each array
+        attribute marked ``# trainable`` or ``# state`` (as a line comment:
+        shown where the node is expanded; the HTML view also colours the
+        names); see ``pax._treescope``.
+
+        >>> import pax, treescope
+        >>> print(treescope.render_to_text(pax.RngSeq(seed=0)))
+        RngSeq(
+          _rng_key=<jax.Array([0, 0], dtype=uint32)>,  # state
+        )
+        """
+        from .._treescope import render
+
+        return render(self, path, subtree_renderer)
+
     # -- trainable parameters ----------------------------------------------
     def parameters(self: T) -> T:
         """This module's trainable parameters, in a module of the same type.
