@@ -40,8 +40,11 @@ from ._core.transforms import enable_train_mode as enable_train_mode
 from ._core.transforms import freeze_parameters as freeze_parameters
 from ._core.transforms import select_parameters as select_parameters
 from ._core.transforms import unfreeze_parameters as unfreeze_parameters
+from ._export import export_inference as export_inference
 from ._mixed_precision import apply_mp_policy as apply_mp_policy
 from ._mixed_precision import unwrap_mp_policy as unwrap_mp_policy
+from ._safetensors import load_safetensors as load_safetensors
+from ._safetensors import save_safetensors as save_safetensors
 from ._tabulate import tabulate as tabulate
 from .nn import *  # noqa: F403 - every pax.nn layer is also pax.<Name>
 from .optim import apply_updates as apply_updates
@@ -74,9 +77,11 @@ __all__ = [
     "UnknownAttributeError",
     "enable_eval_mode",
     "enable_train_mode",
+    "export_inference",
     "freeze_parameters",
     "is_module",
     "load",
+    "load_safetensors",
     "module_and_value",
     "next_rng_key",
     "nn",
@@ -84,6 +89,7 @@ __all__ = [
     "pure",
     "purecall",
     "save",
+    "save_safetensors",
     "seed_rng_key",
     "thaw",
     "select_parameters",

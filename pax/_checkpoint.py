@@ -198,11 +198,17 @@ class _Corrupt(Exception):
         self.entry = entry
 
 
-def _checkpoint_error(path: str, reason: str, entry: str | None) -> CheckpointError:
+def _checkpoint_error(
+    path: str,
+    reason: str,
+    entry: str | None,
+    *,
+    who: str = "pax.load",
+    what: str = "a PAX checkpoint",
+) -> CheckpointError:
     where = "" if entry is None else f"entry `{entry}`: "
     return CheckpointError(
-        f"pax.load: {path!r} is not a PAX checkpoint or is truncated or "
-        f"corrupt: {where}{reason}.",
+        f"{who}: {path!r} is not {what} or is truncated or corrupt: {where}{reason}.",
         path=path,
         entry=entry,
     )
@@ -270,13 +276,18 @@ def _key_impl_name(key: jax.Array) -> str:
 # ---------------------------------------------------------------------------
 
 
-def _encode_leaf(key: str, leaf: Any) -> tuple[np.ndarray, dict | None]:
-    """The array stored for ``leaf`` and its metadata record (None if plain)."""
+def _encode_leaf(
+    key: str, leaf: Any, who: str = "pax.save"
+) -> tuple[np.ndarray, dict | None]:
+    """The array stored for ``leaf`` and its metadata record (None if plain).
+
+    Dtypes ``.npy`` has no code for are stored as raw bits (``"encoding":
+    "bits"``); ``who`` names the public function in error messages."""
     weak = False
     if isinstance(leaf, jax.Array):
         if not leaf.is_fully_addressable:
             raise ValueError(
-                f"pax.save: leaf `{key}` is an array spread over the devices of "
+                f"{who}: leaf `{key}` is an array spread over the devices of "
                 f"several processes (not fully addressable from process "
                 f"{jax.process_index()}); pax.save writes one file from one "
                 "process. Save it with pax.checkpoint.Manager (Orbax), where "
@@ -286,7 +297,7 @@ def _encode_leaf(key: str, leaf: Any) -> tuple[np.ndarray, dict | None]:
             impl = _key_impl_name(leaf)
             if not _check_key_impl(impl, leaf.dtype):
                 raise TypeError(
-                    f"pax.save: leaf `{key}` is a PRNG key array of dtype "
+                    f"{who}: leaf `{key}` is a PRNG key array of dtype "
                     f"{leaf.dtype} whose implementation ({impl!r}) cannot be "
                     "restored by name with `jax.random.wrap_key_data`."
                 )
@@ -299,7 +310,7 @@ def _encode_leaf(key: str, leaf: Any) -> tuple[np.ndarray, dict | None]:
         array = np.asarray(leaf)
     else:
         raise TypeError(
-            f"pax.save: leaf `{key}` is a {type(leaf).__name__}; a checkpoint "
+            f"{who}: leaf `{key}` is a {type(leaf).__name__}; a checkpoint "
             "stores jax arrays, numpy arrays and Python numbers (bool, int, "
             "float, complex) only."
         )
@@ -311,7 +322,7 @@ def _encode_leaf(key: str, leaf: Any) -> tuple[np.ndarray, dict | None]:
         record = {"encoding": _BITS}
     else:
         raise TypeError(
-            f"pax.save: leaf `{key}` has dtype {dtype}, which a checkpoint cannot "
+            f"{who}: leaf `{key}` has dtype {dtype}, which a checkpoint cannot "
             "store without pickle (supported: bool, integers, floats and complex "
             "numbers, including bfloat16/float8/int4, and PRNG keys)."
         )
@@ -430,7 +441,7 @@ def _remove_stale_temps(directory: str, base: str) -> None:
             _remove_if_stale(os.path.join(directory, name), now)
 
 
-def _create_temp(directory: str, base: str) -> tuple[str, Any]:
+def _create_temp(directory: str, base: str, who: str = "pax.save") -> tuple[str, Any]:
     """A new, locked file next to the target, created with mode 0o666 minus
     the umask (the permissions a plain ``open(path, "wb")`` would give)."""
     flags = (
@@ -450,9 +461,7 @@ def _create_temp(directory: str, base: str) -> tuple[str, Any]:
             continue
         _lock(fd)  # held until the file is closed, or the process dies
         return name, os.fdopen(fd, "wb")
-    raise FileExistsError(
-        f"pax.save: could not create a temporary file in {directory!r}"
-    )
+    raise FileExistsError(f"{who}: could not create a temporary file in {directory!r}")
 
 
 def _fsync_directory(directory: str) -> None:
@@ -470,13 +479,13 @@ def _fsync_directory(directory: str) -> None:
         os.close(fd)
 
 
-def _check_replaceable(path: str) -> None:
+def _check_replaceable(path: str, who: str = "pax.save") -> None:
     """Refuse to replace an existing file that ``open(path, "w")`` could not
     write; a file with no write permission bit at all is refused even where
     the caller could write it anyway (root)."""
     if os.path.isdir(path):
         raise IsADirectoryError(
-            errno.EISDIR, "pax.save: the target is a directory, not a file", path
+            errno.EISDIR, f"{who}: the target is a directory, not a file", path
         )
     try:
         st = os.lstat(path)
@@ -491,7 +500,7 @@ def _check_replaceable(path: str) -> None:
     if not writable or not st.st_mode & 0o222:
         raise PermissionError(
             errno.EACCES,
-            "pax.save: the existing file is read-only (no write permission), so "
+            f"{who}: the existing file is read-only (no write permission), so "
             "it is not replaced; make it writable (chmod u+w) or remove it first",
             path,
         )
@@ -561,30 +570,37 @@ def save(path: PathLike, tree: Any) -> None:
     """
     path = os.fsdecode(os.fspath(path))
     entries = _encode_tree(tree)  # every error about the tree before any I/O
+    _write_atomically(path, lambda file: _write_npz(file, entries))
+
+
+def _write_atomically(path: str, write: Any, who: str = "pax.save") -> None:
+    """Call ``write(file)`` on a new temporary file next to ``path``, then
+    flush, ``fsync`` and rename it onto ``path`` (see the module docstring);
+    on any error the temporary file is removed and ``path`` left untouched."""
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(
-            f"pax.save: the directory {directory!r} of {path!r} does not exist; "
-            "pax.save creates no directories (use os.makedirs first)."
+            f"{who}: the directory {directory!r} of {path!r} does not exist; "
+            f"{who} creates no directories (use os.makedirs first)."
         )
-    _check_replaceable(path)
+    _check_replaceable(path, who)
     base = os.path.basename(path)
     _remove_stale_temps(directory, base)
     try:
-        temp, file = _create_temp(directory, base)
+        temp, file = _create_temp(directory, base, who)
     except OSError as err:
         if err.errno is None:
             raise
         raise type(err)(
             err.errno,
-            f"pax.save: cannot write into the directory {directory!r} (the "
-            f"checkpoint is written to a temporary file there, then renamed "
+            f"{who}: cannot write into the directory {directory!r} (the "
+            f"file is written to a temporary file there, then renamed "
             f"onto the target): {err.strerror}",
             path,
         ) from err
     try:
         with file:
-            _write_npz(file, entries)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         with contextlib.suppress(FileNotFoundError):
@@ -639,21 +655,24 @@ class _Entry:
         return bool(self.record and self.record.get("weak_type", False))
 
 
-def _parse_metadata(text: str) -> dict[str, dict]:
-    """The ``leaves`` records of the ``__pax__`` JSON text (raises ``_Corrupt``)."""
+def _parse_metadata(
+    text: str, fmt: str = FORMAT, version_now: int = VERSION
+) -> dict[str, dict]:
+    """The ``leaves`` records of the ``__pax__`` JSON text (raises ``_Corrupt``)
+    of a file in format ``fmt`` (at most version ``version_now``)."""
     try:
         meta = json.loads(text)
     except (ValueError, RecursionError) as err:
         raise _Corrupt(f"not valid JSON ({err})", METADATA_KEY) from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise _Corrupt("it does not describe a PAX checkpoint", METADATA_KEY)
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise _Corrupt(f"it does not describe a {fmt} file", METADATA_KEY)
     version = meta.get("version")
     if type(version) is not int or version < 1:
         raise _Corrupt(f"invalid format version {version!r}", METADATA_KEY)
-    if version > VERSION:
+    if version > version_now:
         raise _Corrupt(
-            f"the file was written in checkpoint format version {version}, newer "
-            f"than the version this PAX reads ({VERSION}); upgrade PAX",
+            f"the file was written in {fmt} format version {version}, newer "
+            f"than the version this PAX reads ({version_now}); upgrade PAX",
             METADATA_KEY,
         )
     records = meta.get("leaves")
@@ -929,31 +948,37 @@ class _Reader:
         shape = entry.stored_shape
         array = raw.view(entry.stored_dtype)
         array = array.reshape(shape[::-1]).T if entry.fortran else array.reshape(shape)
-        record = entry.record or {}
-        if record.get("encoding") == _BITS:
-            uint = _uint(entry.dtype.itemsize)
-            return array.astype(uint, copy=False).view(entry.dtype)
-        if record.get("encoding") == _KEY_DATA:
-            data_dtype = _key_layout(record["impl"])[2]
-            try:
-                return jax.random.wrap_key_data(
-                    array.astype(data_dtype, copy=False), impl=record["impl"]
-                )
-            except Exception as err:  # noqa: BLE001 - data the impl refuses
-                raise _Corrupt(
-                    f"not valid {record['impl']!r} key data", entry.key
-                ) from err
-        return array
+        return _decode(array, entry.key, entry.dtype, entry.record)
 
 
-def _template(key: str, leaf: Any) -> tuple[tuple[int, ...], Any]:
+def _decode(array: np.ndarray, key: str, dtype: Any, record: dict | None) -> Any:
+    """The leaf value stored as ``array`` (checked by :func:`_logical` to hold
+    a ``dtype`` leaf): ``array`` itself, or its bits viewed as ``dtype``, or
+    the jax key array its key data describes."""
+    record = record or {}
+    if record.get("encoding") == _BITS:
+        return array.astype(_uint(dtype.itemsize), copy=False).view(dtype)
+    if record.get("encoding") == _KEY_DATA:
+        data_dtype = _key_layout(record["impl"])[2]
+        try:
+            return jax.random.wrap_key_data(
+                array.astype(data_dtype, copy=False), impl=record["impl"]
+            )
+        except Exception as err:  # noqa: BLE001 - data the impl refuses
+            raise _Corrupt(f"not valid {record['impl']!r} key data", key) from err
+    return array
+
+
+def _template(
+    key: str, leaf: Any, who: str = "pax.load"
+) -> tuple[tuple[int, ...], Any]:
     """Shape and dtype ``like``'s leaf ``key`` expects."""
     if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct, np.ndarray, np.generic)):
         return tuple(leaf.shape), leaf.dtype
     if isinstance(leaf, _NUMBERS):
         return (), np.asarray(leaf).dtype
     raise TypeError(
-        f"pax.load: leaf `{key}` of `like` is a {type(leaf).__name__}; template "
+        f"{who}: leaf `{key}` of `like` is a {type(leaf).__name__}; template "
         "leaves must be jax arrays, jax.ShapeDtypeStruct, numpy arrays or "
         "Python numbers."
     )
@@ -1075,12 +1100,7 @@ def load(path: PathLike, like: T) -> T:
     >>> tmp.cleanup()
     """
     path = os.fsdecode(os.fspath(path))
-    pairs, treedef = jax.tree_util.tree_flatten_with_path(like)
-    keys = [jax.tree_util.keystr(p) for p, _ in pairs]
-    if len(set(keys)) != len(keys):
-        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
-        raise ValueError(f"pax.load: two leaves of `like` share the key `{dup}`.")
-    templates = [_template(key, leaf) for key, (_, leaf) in zip(keys, pairs)]
+    pairs, treedef, keys, templates = _flatten_like(like)
     if os.path.isdir(path):
         raise IsADirectoryError(
             errno.EISDIR,
@@ -1091,40 +1111,16 @@ def load(path: PathLike, like: T) -> T:
     with open(path, "rb") as file:
         reader = _open_checked(path, file)
         entries = reader.entries
-        where = f"pax.load: {path!r}"
-        for key in keys:
-            if key not in entries:
-                raise ValueError(
-                    f"{where}: `like` has the leaf `{key}`, which the file does "
-                    "not hold (the file was saved from a different structure)."
-                )
-        known = set(keys)
-        for key in entries:
-            if key not in known:
-                raise ValueError(
-                    f"{where}: the file holds the entry `{key}`, which is not a "
-                    "leaf of `like` (the file was saved from a different "
-                    "structure)."
-                )
-        for key, (shape, dtype) in zip(keys, templates):
-            entry = entries[key]
-            if entry.shape == shape and entry.dtype == dtype:
-                continue
+
+        def verify(key: str) -> None:
             try:  # a damaged header is corruption, not a mismatch
-                reader.verify(entry)
+                reader.verify(entries[key])
             except _DATA_ERRORS as err:
                 raise _checkpoint_error(
                     path, f"{type(err).__name__}: {err}", key
                 ) from err
-            if entry.shape != shape:
-                raise ValueError(
-                    f"{where}: entry `{key}` has shape {entry.shape} in the "
-                    f"file, but `like` has shape {shape}."
-                )
-            raise ValueError(
-                f"{where}: entry `{key}` has dtype {entry.dtype} in the file, "
-                f"but `like` has dtype {dtype}."
-            )
+
+        _check_fits(f"pax.load: {path!r}", keys, templates, entries, verify)
         values = []
         for key in keys:
             entry = entries[key]
@@ -1141,3 +1137,59 @@ def load(path: PathLike, like: T) -> T:
         for value, key, (_, leaf) in zip(values, keys, pairs)
     ]
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def _flatten_like(like: Any, who: str = "pax.load") -> tuple[list, Any, list, list]:
+    """``(path-leaf pairs, treedef, keys, (shape, dtype) templates)`` of the
+    template ``like``; its keys must be distinct."""
+    pairs, treedef = jax.tree_util.tree_flatten_with_path(like)
+    keys = [jax.tree_util.keystr(p) for p, _ in pairs]
+    if len(set(keys)) != len(keys):
+        dup = next(k for i, k in enumerate(keys) if k in keys[:i])
+        raise ValueError(f"{who}: two leaves of `like` share the key `{dup}`.")
+    templates = [_template(key, leaf, who) for key, (_, leaf) in zip(keys, pairs)]
+    return pairs, treedef, keys, templates
+
+
+def _check_fits(
+    where: str,
+    keys: list[str],
+    templates: list[tuple[tuple[int, ...], Any]],
+    entries: Any,
+    verify: Any = None,
+) -> None:
+    """Raise ``ValueError`` (prefixed ``where``) for the first way the file's
+    ``entries`` (key -> object with ``shape`` and logical ``dtype``) do not fit
+    the template: a leaf of ``like`` missing from the file, then an entry
+    ``like`` lacks, then leaf by leaf a shape or dtype mismatch. Before a
+    mismatch is reported, ``verify(key)`` (if given) may raise for a damaged
+    entry instead."""
+    for key in keys:
+        if key not in entries:
+            raise ValueError(
+                f"{where}: `like` has the leaf `{key}`, which the file does "
+                "not hold (the file was saved from a different structure)."
+            )
+    known = set(keys)
+    for key in entries:
+        if key not in known:
+            raise ValueError(
+                f"{where}: the file holds the entry `{key}`, which is not a "
+                "leaf of `like` (the file was saved from a different "
+                "structure)."
+            )
+    for key, (shape, dtype) in zip(keys, templates):
+        entry = entries[key]
+        if entry.shape == shape and entry.dtype == dtype:
+            continue
+        if verify is not None:
+            verify(key)
+        if entry.shape != shape:
+            raise ValueError(
+                f"{where}: entry `{key}` has shape {entry.shape} in the "
+                f"file, but `like` has shape {shape}."
+            )
+        raise ValueError(
+            f"{where}: entry `{key}` has dtype {entry.dtype} in the file, "
+            f"but `like` has dtype {dtype}."
+        )
