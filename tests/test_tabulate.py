@@ -177,3 +177,13 @@ def test_summary_default_is_unchanged():
     assert (
         net.summary() == "Sequential\n└── Linear(in_dim=2, out_dim=3, with_bias=True)"
     )
+
+
+def test_layer_stack_table_counts_every_stacked_layer():
+    stack = pax.nn.LayerStack(
+        lambda k: pax.nn.Linear(4, 4, rng_key=k), 3, rng_key=jax.random.PRNGKey(0)
+    )
+    text = stack.summary(table=True)
+    assert "LayerStack" in text
+    total = next(line for line in text.splitlines() if line.startswith("total"))
+    assert total.split()[1] == str(3 * (4 * 4 + 4))  # every stacked layer counted

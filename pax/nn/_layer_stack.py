@@ -137,8 +137,11 @@ class LayerStack(Module):
     def _summary_line(self) -> str:
         return self._short_repr()
 
-    def summary(self) -> str:
-        """The stack, then the stacked layer once, as ``N × <layer summary>``."""
+    def summary(self, *, table: bool = False) -> str:
+        """The stack, then the stacked layer once, as ``N × <layer summary>``;
+        with ``table=True``, ``pax.tabulate(self)``."""
+        if table:
+            return super().summary(table=True)
         sub = self.layers.summary().split("\n")
         lines = [self._summary_line(), f"└── {self.num_layers} × {sub[0]}"]
         lines.extend("    " + line for line in sub[1:])
