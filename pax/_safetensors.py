@@ -245,19 +245,12 @@ def save_safetensors(path: str | os.PathLike, tree: Any) -> None:
 # ---------------------------------------------------------------------------
 
 
-class _Entry:
-    """One tensor of the header (no data read)."""
+class _Entry(ckpt._Entry):
+    """One tensor of the header (no data read): ``pax.load``'s entry (key,
+    stored and wanted shape/dtype, metadata record, ``weak``) plus the
+    tensor's byte range in the data section."""
 
-    __slots__ = ("key", "stored_shape", "stored_dtype", "begin", "end", "shape")
-    __slots__ += ("dtype", "record")
-
-    def __init__(self, **fields: Any) -> None:
-        for name, value in fields.items():
-            setattr(self, name, value)
-
-    @property
-    def weak(self) -> bool:
-        return bool(self.record and self.record.get("weak_type", False))
+    __slots__ = ("begin", "end")
 
 
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
