@@ -799,10 +799,12 @@ class Module(metaclass=_ModuleMeta):
     ``__init__`` the module is immutable: change it functionally
     (:meth:`replace`, :meth:`train`, ...) or inside :func:`pax.pure`.
 
-    Children and static data:
-      * arrays, submodules and lists/tuples/dicts holding them are pytree
-        children (leaves that ``jax.jit``/``jax.grad`` see);
-      * everything else (ints, strings, functions, dtypes) is static aux data.
+    Children and static data are told apart like this:
+
+    * arrays, submodules and lists/tuples/dicts holding them are pytree
+      children (leaves that ``jax.jit``/``jax.grad`` see);
+    * everything else (ints, strings, functions, dtypes) is static aux data.
+
     Which attribute is which is decided once, when ``__init__`` returns.
 
     Trainable vs non-trainable: declare trainable attributes with

@@ -29,6 +29,16 @@ import dataclasses
 
 @dataclasses.dataclass
 class Config:
+    """``pax.hk``'s global switches, as ``haiku.config``'s fields.
+
+    Read them with ``hk.config.get_config()``; change them for a block with
+    ``hk.config.context(check_jax_usage=True)``.
+
+    >>> import pax.hk as hk
+    >>> hk.config.get_config().check_jax_usage
+    False
+    """
+
     check_jax_usage: bool = False
     module_auto_repr: bool = True
     restore_flatmap: bool = False

@@ -19,13 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..nn.pad import PadFn as PadFn
+from ..nn import pad as _nn_pad
 from ..nn.pad import causal as causal
 from ..nn.pad import full as full
 from ..nn.pad import reverse_causal as reverse_causal
 from ..nn.pad import same as same
 from ..nn.pad import valid as valid
 from ._conv_utils import replicate
+
+#: A padding function: ``pad_fn(effective_kernel_size) -> (before, after)``.
+PadFn = _nn_pad.PadFn
 
 __all__ = [
     "PadFn",

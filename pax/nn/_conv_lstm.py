@@ -137,7 +137,7 @@ class ConvNDLSTM(RNNCore):
 
     @property
     def state_shape(self) -> tuple[int, ...]:
-        """The shape of one example's hidden (and cell) state: ``(*spatial, O)``."""
+        """Shape ``(*spatial, O)`` of one example's hidden (and cell) state."""
         return (*self.input_shape[:-1], self.output_channels)
 
     def initial_state(
