@@ -335,10 +335,16 @@ class Shared(Module):
         for text, slot, value in zip(texts, slots, values):
             want, got = _signature(slot), _signature(value)
             if want != got:
+                hint = (
+                    " (`get` reads the stored tree, whose tied slots are None: "
+                    "read the source elsewhere)"
+                    if not got
+                    else ""
+                )
                 raise ValueError(
                     f"{owner}: `get` gives {_describe_signature(got)} for the tied "
                     f"slot `{text}`, which holds {_describe_signature(want)}; they "
-                    "must match in structure, shape and dtype"
+                    f"must match in structure, shape and dtype{hint}"
                 )
         self.tree = stored
 
