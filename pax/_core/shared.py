@@ -15,6 +15,7 @@ untouched; a ``Shared`` is an ordinary module whose child is the emptied tree.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -28,6 +29,17 @@ __all__ = ["Shared"]
 _GetAttrKey = jax.tree_util.GetAttrKey
 _SequenceKey = jax.tree_util.SequenceKey
 _DictKey = jax.tree_util.DictKey
+
+
+@dataclasses.dataclass(frozen=True)
+class _Tie:
+    """A ``Shared``'s resolved tie: the slots' key paths, the sources' key
+    paths (None when ``get`` is a function), and whether ``get`` gives one
+    value or a sequence."""
+
+    paths: tuple
+    get_paths: tuple | None
+    get_single: bool
 
 
 class _Marker:
@@ -306,10 +318,8 @@ class Shared(Module):
         stored = tree
         for p in paths:
             stored = _set_at(stored, p, None)
-        self._pax_tie_paths = tuple(paths)
-        self._pax_tie_single = single
         if _is_paths(get):
-            self._pax_get_paths = tuple(_resolve_strings(stored, get, "get", owner))
+            get_paths = tuple(_resolve_strings(stored, get, "get", owner))
             get_single = isinstance(get, str)
         else:
             if not callable(get):
@@ -317,9 +327,10 @@ class Shared(Module):
                     f"{owner}: `get` must be a function of the stored tree or "
                     f"key-path string(s); got {type(get).__name__}"
                 )
-            self._pax_get_paths = None
+            get_paths = None
             get_single = single
-        self._pax_get_single = get_single
+        # how to rebuild: static (hashable), hidden from reprs and treescope
+        self._pax_tie = _Tie(tuple(paths), get_paths, get_single)
         self.get = get
         self.where = tuple(texts)
         try:
@@ -350,19 +361,19 @@ class Shared(Module):
 
     def _fetch(self, stored: Any, single: bool, owner: str = "") -> list:
         """The values for the tied slots, from ``stored``."""
-        paths = self._pax_get_paths
+        paths = self._pax_tie.get_paths
         if paths is not None:
             values = [_get_at(stored, p) for p in paths]
         else:
             out = self.get(stored)
             values = [out] if single else out
         is_seq = isinstance(values, (list, tuple))
-        if not is_seq or len(values) != len(self._pax_tie_paths):
+        if not is_seq or len(values) != len(self._pax_tie.paths):
             n = len(values) if is_seq else "not a sequence of"
             owner = owner or f"pax.Shared({_describe(stored)})"
             raise ValueError(
                 f"{owner}: `get` gives {n} value(s) for "
-                f"{len(self._pax_tie_paths)} tied slot(s) ({', '.join(self.where)})"
+                f"{len(self._pax_tie.paths)} tied slot(s) ({', '.join(self.where)})"
             )
         return list(values)
 
@@ -370,8 +381,8 @@ class Shared(Module):
         """The tree with every tied slot filled from ``get``: computed from the
         current (possibly traced, just updated) source values."""
         tree = self.tree
-        values = self._fetch(tree, self._pax_get_single)
-        for path, value in zip(self._pax_tie_paths, values):
+        values = self._fetch(tree, self._pax_tie.get_single)
+        for path, value in zip(self._pax_tie.paths, values):
             tree = _set_at(tree, path, value)
         return tree
 
@@ -395,7 +406,7 @@ class Shared(Module):
         from .pure import purecall
 
         tree, out = purecall(tree, *args, **kwargs)
-        for path in self._pax_tie_paths:
+        for path in self._pax_tie.paths:
             tree = _set_at(tree, path, None)
         self.tree = tree
         return out
