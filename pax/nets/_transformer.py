@@ -438,10 +438,8 @@ class TransformerLM(Module):
     ...                               rng_key=jax.random.PRNGKey(0))
     >>> count = lambda m: sum(x.size for x in jax.tree_util.tree_leaves(
     ...     m.parameters()))
-    >>> count(lm) - count(tied)
-    128
-    >>> tied(tokens).shape
-    (1, 4, 16)
+    >>> count(lm) - count(tied), tied.output     # the readout keeps its bias
+    (128, Bias(output_size=16))
     """
 
     def __init__(
