@@ -241,7 +241,7 @@ class Shared(Module):
       where: the slot(s) to tie: a function ``tree -> node`` or ``tree ->
         (node, ...)`` that picks existing nodes (``lambda m: m.output.weight``;
         a whole submodule or container works too), or key-path string(s) as in
-        :meth:`Module.state_dict` (``'.output.weight'``). It is run once, here,
+        :meth:`pax.Module.state_dict` (``'.output.weight'``). It is run once, here,
         on a stand-in copy of the tree, and stored as key paths
         (``shared.where``).
       get: the value(s) for those slots: a function of the stored tree (tied
