@@ -35,6 +35,7 @@ from ._core.rng import RngSeq as RngSeq
 from ._core.rng import TracedRngWarning as TracedRngWarning
 from ._core.rng import next_rng_key as next_rng_key
 from ._core.rng import seed_rng_key as seed_rng_key
+from ._core.shared import Shared as Shared
 from ._core.transforms import enable_eval_mode as enable_eval_mode
 from ._core.transforms import enable_train_mode as enable_train_mode
 from ._core.transforms import freeze_parameters as freeze_parameters
@@ -72,6 +73,7 @@ __all__ = [
     "Module",
     "MutationError",
     "ParameterModule",
+    "Shared",
     "StateModule",
     "TracedRngWarning",
     "UnknownAttributeError",

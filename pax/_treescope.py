@@ -24,7 +24,7 @@ from ._core.module import Module, _get_spec, is_module
 
 # attribute names not shown: pax bookkeeping, and ``_training`` (shown as
 # ``training=False`` in eval mode: the ``training`` property reads it)
-_HIDDEN = frozenset({"_pax_repr", "_pax_frozen", "_training"})
+_HIDDEN = frozenset({"_pax_repr", "_pax_frozen", "_training", "_pax_tie"})
 _TRAINABLE_COLOR = "#1f6fb5"
 _STATE_COLOR = "#b5651d"
 

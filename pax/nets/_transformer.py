@@ -18,6 +18,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .._core.errors import MutationError
 from .._core.module import Module
@@ -33,7 +34,7 @@ from ..nn._dropout import Dropout
 from ..nn._embed import Embed
 from ..nn._layer_norm import LayerNorm
 from ..nn._layer_stack import LayerStack
-from ..nn._linear import Linear
+from ..nn._linear import Bias, Linear, _linear
 from ..nn._utils import as_array, positive_int, rng_key_or_next, who
 
 _POSITIONAL = ("learned", "rotary")
@@ -396,14 +397,26 @@ class TransformerLM(Module):
         ``"rotary"``: no table, rotary embeddings on every block's queries and
         keys (relative positions; needs an even ``key_size``).
       remat: rematerialise each block in the backward pass.
+      tie_embeddings: ``False`` (default): the readout is its own
+        ``Linear(D, V)``. ``True``: the readout reuses the token embedding's
+        ``[V, D]`` matrix, ``logits = h @ embed.weight.T + output.bias``
+        (``h`` the ``[B, T, D]`` final-norm output): ``embed.weight`` is one
+        leaf, trained by both uses (their gradients add up), updated once by
+        an optimizer and saved once; the model has ``V * D`` fewer parameters.
+        The ``[V]`` output bias is kept (initialized to zeros, as the untied
+        ``Linear``'s), so the tie removes exactly the ``[D, V]`` matrix and
+        nothing else. The general mechanism for other trees is
+        :class:`pax.Shared`.
       rng_key: key for every initializer; ``None`` draws ``pax.next_rng_key()``.
       name: optional module name.
 
     Submodules: ``embed`` (``Embed(V, D)``, ``TruncatedNormal(0.02)``),
     ``position_embed`` (``Embed(max_length, D)``, ``TruncatedNormal(0.02)``; None
-    for rotary), ``transformer``, ``output`` (``Linear(D, V)``; untied). Same
-    modes and state as :class:`Transformer`: training with dropout needs
-    ``pax.purecall``.
+    for rotary), ``transformer``, ``output``: ``Linear(D, V)`` untied, or with
+    ``tie_embeddings=True`` a ``Bias(V)`` holding only the readout bias
+    (parameter paths ``.embed.weight`` ... ``.output.bias``; no
+    ``.output.weight``). Same modes and state as :class:`Transformer`: training
+    with dropout needs ``pax.purecall``.
 
     >>> import jax, jax.numpy as jnp, pax
     >>> lm = pax.nets.TransformerLM(16, 8, 2, 2, max_length=6,
@@ -417,6 +430,16 @@ class TransformerLM(Module):
     >>> cache, last = lm.decode(cache, tokens[:, 3:])     # one more token
     >>> bool(jnp.allclose(last[:, 0], logits[:, 3], atol=1e-5))
     True
+
+    Tied input and output embeddings (``V * D = 128`` fewer parameters):
+
+    >>> tied = pax.nets.TransformerLM(16, 8, 2, 2, max_length=6,
+    ...                               tie_embeddings=True,
+    ...                               rng_key=jax.random.PRNGKey(0))
+    >>> count = lambda m: sum(x.size for x in jax.tree_util.tree_leaves(
+    ...     m.parameters()))
+    >>> count(lm) - count(tied), tied.output     # the readout keeps its bias
+    (128, Bias(output_size=16))
     """
 
     def __init__(
@@ -432,11 +455,17 @@ class TransformerLM(Module):
         *,
         positional: str = "learned",
         remat: bool = False,
+        tie_embeddings: bool = False,
         rng_key: jax.Array | None = None,
         name: str | None = None,
     ):
         super().__init__(name=name)
         owner = type(self).__name__
+        if not isinstance(tie_embeddings, (bool, np.bool_)):
+            raise TypeError(
+                f"{owner}: `tie_embeddings` must be a bool, got "
+                f"{type(tie_embeddings).__name__}"
+            )
         self.vocab_size = positive_int(vocab_size, "vocab_size", owner)
         self.model_size = positive_int(model_size, "model_size", owner)
         self.max_length = positive_int(max_length, "max_length", owner)
@@ -465,7 +494,25 @@ class TransformerLM(Module):
             rotary=positional == "rotary",
             rng_key=keys[2],
         )
-        self.output = Linear(model_size, vocab_size, rng_key=keys[3])
+        if tie_embeddings:
+            # the readout reads `embed.weight` at call time: no second copy
+            self.output = Bias(vocab_size, rng_key=keys[3])
+        else:
+            # untied: the same attributes, names and treedef as before the option
+            self.output = Linear(model_size, vocab_size, rng_key=keys[3])
+
+    @property
+    def tie_embeddings(self) -> bool:
+        """Whether the readout reuses ``embed.weight`` (see the class doc)."""
+        return isinstance(self.output, Bias)
+
+    def _readout(self, h: jax.Array) -> jax.Array:
+        """``[B, T, D] -> [B, T, V]`` logits."""
+        if isinstance(self.output, Bias):
+            # Linear's math with the embedding matrix transposed: the same
+            # casts (computes in h's dtype) and bias add as the untied readout
+            return _linear(h, self.embed.weight.T, self.output.bias, None)
+        return self.output(h)
 
     def _check_tokens(self, tokens: Any) -> jax.Array:
         owner = who(self)
@@ -501,7 +548,7 @@ class TransformerLM(Module):
             )
         with jax.named_scope("pax.nets.TransformerLM"):
             h = self.transformer(self._embed(tokens, 0), mask)
-            return self.output(h)
+            return self._readout(h)
 
     def init_cache(
         self, batch_size: int, max_length: int | None = None, dtype: Any = jnp.float32
@@ -533,4 +580,4 @@ class TransformerLM(Module):
         with jax.named_scope("pax.nets.TransformerLM.decode"):
             x = self._embed(tokens, cache.length[0])
             cache, h = self.transformer.decode(cache, x, mask)
-            return cache, self.output(h)
+            return cache, self._readout(h)
