@@ -13,6 +13,7 @@ text.
 
     python examples/char_lstm.py                 # ~5 min on 2 CPU cores
     python examples/char_lstm.py --smoke         # seconds, for tests
+    python examples/char_lstm.py --plot loss.png # + training-curve PNG
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import pathlib
+import runpy
 import sysconfig
 
 import jax
@@ -163,6 +166,23 @@ def sample(model: CharLM, prompt: bytes, length: int, key: jax.Array) -> str:
     return (prompt + bytes(np.asarray(tokens, np.uint8))).decode("utf-8", "replace")
 
 
+def save_plot(path, losses, start, bpc, baseline, title="char_lstm.py") -> None:
+    """Training bits per character per step, the final held-out score and the
+    unigram baseline, as a PNG (``losses`` in nats, from step ``start``)."""
+    plot = runpy.run_path(str(pathlib.Path(__file__).with_name("_plot.py")))
+    end = start + len(losses)
+    plot["plot_training"](
+        path,
+        np.arange(start + 1, end + 1),
+        [float(x) / math.log(2) for x in losses],
+        xlabel="step",
+        ylabel="bits per character",
+        title=title,
+        marks=[(end, bpc, f"held-out ({bpc:.3f})")],
+        lines=[(baseline, f"unigram baseline ({baseline:.3f})")],
+    )
+
+
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1500)
@@ -176,6 +196,9 @@ def main(argv=None) -> float:
     parser.add_argument("--ckpt-every", type=int, default=200)
     parser.add_argument(
         "--smoke", action="store_true", help="a tiny model for 30 steps (tests)"
+    )
+    parser.add_argument(
+        "--plot", default=None, help="write the training curve here (a PNG)"
     )
     args = parser.parse_args(argv)
     if args.smoke:
@@ -208,6 +231,7 @@ def main(argv=None) -> float:
             start = int(done)
             print(f"resumed from {ckpt} at step {start}")
 
+    losses = []  # for --plot
     bar = tqdm(range(start, args.steps), desc="training", disable=args.smoke)
     for step in bar:
         # batches depend only on (seed, step): a resumed run sees the same data
@@ -215,6 +239,8 @@ def main(argv=None) -> float:
         starts = rng.integers(0, len(train) - args.seq_len - 1, args.batch_size)
         batch = np.stack([train[s : s + args.seq_len + 1] for s in starts])
         model, optimizer, loss = update_fn(model, optimizer, batch)
+        if args.plot:
+            losses.append(loss)  # a device scalar: no sync per step
         if step % 20 == 0:
             bar.set_postfix(bpc=f"{float(loss) / math.log(2):.3f}", refresh=False)
         if ckpt and ((step + 1) % args.ckpt_every == 0 or step + 1 == args.steps):
@@ -226,6 +252,9 @@ def main(argv=None) -> float:
     # evaluate on longer windows than the training ones: less of the text is
     # read without context (each window starts from a zero state)
     bpc = bits_per_char(model, held_out, 4 * args.seq_len)
+    if args.plot:
+        save_plot(args.plot, losses, start, bpc, baseline)
+        print(f"saved {args.plot}")
     print(f"held-out bits per character: {bpc:.3f} (unigram baseline {baseline:.3f})")
     return bpc
 

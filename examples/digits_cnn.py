@@ -11,6 +11,7 @@ the last saved epoch.
     python examples/digits_cnn.py                      # ~1 min on 2 CPU cores
     python examples/digits_cnn.py --ckpt-dir /tmp/ckpt # resumable
     python examples/digits_cnn.py --smoke              # seconds, for tests
+    python examples/digits_cnn.py --plot loss.png      # + training-curve PNG
 
 The last line printed is the final test accuracy.
 """
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import pathlib
+import runpy
 
 import jax
 import jax.numpy as jnp
@@ -89,6 +92,25 @@ def accuracy(model, x, y, batch_size: int = 512) -> float:
     return hits / len(x)
 
 
+def save_plot(path, losses, steps_per_epoch, start_epoch, accuracies) -> None:
+    """Training loss per step and test accuracy per epoch, as a PNG."""
+    plot = runpy.run_path(str(pathlib.Path(__file__).with_name("_plot.py")))
+    epochs = start_epoch + (np.arange(len(losses)) + 1) / steps_per_epoch
+    plot["plot_training"](
+        path,
+        epochs,
+        [float(x) for x in losses],
+        xlabel="epoch",
+        ylabel="training loss (cross-entropy)",
+        title="digits_cnn.py",
+        right=(
+            start_epoch + np.arange(1, len(accuracies) + 1),
+            accuracies,
+            "test accuracy",
+        ),
+    )
+
+
 def main(argv=None) -> float:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=25)
@@ -101,6 +123,9 @@ def main(argv=None) -> float:
     )
     parser.add_argument(
         "--smoke", action="store_true", help="2 short epochs on 512 images (tests)"
+    )
+    parser.add_argument(
+        "--plot", default=None, help="write the training curves here (a PNG)"
     )
     args = parser.parse_args(argv)
 
@@ -126,6 +151,7 @@ def main(argv=None) -> float:
             start_epoch = int(done)
             print(f"resumed from {ckpt} after epoch {start_epoch}")
 
+    losses, accuracies = [], []  # for --plot
     for epoch in range(start_epoch, epochs):
         # the shuffle depends only on (seed, epoch): a resumed run sees the
         # same batches as an uninterrupted one
@@ -142,13 +168,19 @@ def main(argv=None) -> float:
         for step in bar:
             sl = slice(step * args.batch_size, (step + 1) * args.batch_size)
             model, optimizer, loss = update_fn(model, optimizer, images[sl], labels[sl])
+            if args.plot:
+                losses.append(loss)  # a device scalar: no sync per step
             if step % 10 == 0:
                 bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
         acc = accuracy(model, x_test, y_test)
+        accuracies.append(acc)
         print(f"epoch {epoch + 1}: loss {float(loss):.4f}, test accuracy {acc:.4f}")
         if ckpt:
             pax.save(ckpt, (model, optimizer, jnp.array(epoch + 1)))
 
+    if args.plot:
+        save_plot(args.plot, losses, steps_per_epoch, start_epoch, accuracies)
+        print(f"saved {args.plot}")
     acc = accuracy(model, x_test, y_test)
     print(f"final test accuracy: {acc:.4f}")
     return acc

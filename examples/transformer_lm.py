@@ -15,6 +15,7 @@ the held-out bits per character next to the unigram-entropy baseline.
 
     python examples/transformer_lm.py            # ~5 min on 2 CPU cores
     python examples/transformer_lm.py --smoke    # seconds, for tests
+    python examples/transformer_lm.py --plot loss.png  # + training-curve PNG
 
 Sharded and multi-process mode (`--mesh`, or several processes): the model
 and Adam state are built born-sharded with `pax.sharding.init` on a mesh over
@@ -80,6 +81,7 @@ TRAIN_FILES = _data.TRAIN_FILES
 HELD_OUT_FILES = _data.HELD_OUT_FILES
 read_files = _data.read_files
 unigram_entropy_bits = _data.unigram_entropy_bits
+save_plot = _data.save_plot
 
 
 def loss_fn(model, tokens):
@@ -237,6 +239,11 @@ def main(argv=None) -> float | None:
         "--log-losses", default=None, help="write every step's loss here (JSON)"
     )
     parser.add_argument(
+        "--plot",
+        default=None,
+        help="write the training curve here (a PNG; not with --no-eval)",
+    )
+    parser.add_argument(
         "--no-eval", action="store_true", help="skip the sample and held-out score"
     )
     pax.distributed.add_arguments(parser)
@@ -349,7 +356,7 @@ def main(argv=None) -> float | None:
                 batch_sharding, batch, (args.batch_size, args.seq_len + 1)
             )
         model, optimizer, loss = update_fn(model, optimizer, batch)
-        if args.log_losses:
+        if args.log_losses or args.plot:
             losses.append(float(loss))
         if step % 20 == 0:
             bar.set_postfix(bpc=f"{float(loss) / math.log(2):.3f}", refresh=False)
@@ -371,6 +378,9 @@ def main(argv=None) -> float | None:
     print(sample(model, b"def ", 200 if not args.smoke else 20, jax.random.PRNGKey(1)))
     baseline = unigram_entropy_bits(train, held_out)
     bpc = bits_per_char(model, held_out, args.seq_len)
+    if args.plot:
+        save_plot(args.plot, losses, start, bpc, baseline, title="transformer_lm.py")
+        print(f"saved {args.plot}")
     print(f"held-out bits per character: {bpc:.3f} (unigram baseline {baseline:.3f})")
     return bpc
 

@@ -15,7 +15,8 @@ At the end it reports the held-out reconstruction error (mean squared error per
 pixel, pixels in [0, 1]) next to the trivial baseline that predicts the mean
 training image, and the codebook perplexity (the effective number of codes in
 use) over the held-out images; it saves a grid of held-out inputs above their
-reconstructions as a PNG. With `--ckpt-dir` the model, optimizer state and
+reconstructions as a PNG (`--png PATH`, or `--plot PATH` as in the other
+examples). With `--ckpt-dir` the model, optimizer state and
 epoch are saved after every epoch (`pax.save`), and re-running the same command
 resumes after the last saved epoch.
 
@@ -156,6 +157,8 @@ def main(argv=None) -> Result:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--png",
+        "--plot",  # the other examples' name for their figure's path
+        dest="png",
         default="vqvae_digits.png",
         help="where to save the figure (an empty string: no figure)",
     )

@@ -17,9 +17,12 @@ def load_example():
 
 def test_smoke_run_trains_samples_and_resumes(tmp_path, capsys):
     example = load_example()
-    bpc = example.main(["--smoke", "--ckpt-dir", str(tmp_path)])
+    png = tmp_path / "loss.png"
+    bpc = example.main(["--smoke", "--ckpt-dir", str(tmp_path), "--plot", str(png)])
     out = capsys.readouterr().out
     lines = out.strip().splitlines()
+    assert lines[-2] == f"saved {png}"
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert lines[-1].startswith("held-out bits per character:")
     assert "unigram baseline" in lines[-1] and "sample:" in out
     assert 0 < bpc < 8.0  # bytes: uniform guessing is 8 bits

@@ -17,10 +17,12 @@ def load_example():
 
 def test_smoke_run_learns_and_resumes_from_its_checkpoint(tmp_path, capsys):
     example = load_example()
-    ckpt = tmp_path / "ckpt"
-    first = example.main(["--smoke", "--ckpt-dir", str(ckpt)])
+    ckpt, png = tmp_path / "ckpt", tmp_path / "loss.png"
+    first = example.main(["--smoke", "--ckpt-dir", str(ckpt), "--plot", str(png)])
     out = capsys.readouterr().out.strip().splitlines()
     assert out[-1] == f"final test accuracy: {first:.4f}"  # last line: accuracy
+    assert out[-2] == f"saved {png}"
+    assert png.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert first > 0.5  # chance is 0.1; two short epochs on 512 images
     assert (ckpt / "digits_cnn.npz").is_file()
     # re-running continues after the last saved epoch: nothing left to train,
@@ -36,7 +38,7 @@ def test_help_lists_the_options(capsys):
     with pytest.raises(SystemExit):
         load_example().main(["--help"])
     text = capsys.readouterr().out
-    for option in ("--epochs", "--ckpt-dir", "--smoke", "--lr"):
+    for option in ("--epochs", "--ckpt-dir", "--smoke", "--lr", "--plot"):
         assert option in text
 
 

@@ -45,6 +45,7 @@ def test_help_lists_the_options(capsys):
     text = capsys.readouterr().out
     for option in ("--epochs", "--ckpt-dir", "--smoke", "--png", "--no-ema"):
         assert option in text
+    assert "--plot" in text  # the other examples' name for the figure's path
 
 
 @pytest.mark.slow
