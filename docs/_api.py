@@ -168,10 +168,10 @@ def write_pages() -> set[str]:
             first = described_by_id.get(id(obj)) if _is_code(obj) else None
             if first is not None:
                 kind = "class" if inspect.isclass(obj) else "function"
+                role = "class" if kind == "class" else "func"
                 text = (
                     f".. py:{kind}:: {name}\n   :no-index-entry:\n\n"
-                    f"   The same object as :py:{'class' if kind == 'class' else 'func'}"
-                    f":`{first}`.\n"
+                    f"   The same object as :py:{role}:`{first}`.\n"
                 )
                 sections.setdefault("Re-exported", []).append(text)
                 continue
