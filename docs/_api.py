@@ -26,6 +26,7 @@ API_DIR = os.path.join(HERE, "api")
 # exports it; later pages link to it.
 PAGES = [
     ("pax.nn", "nn", "pax.nn: layers", "Every layer, RNN core and container."),
+    ("pax.nn.pad", "nn_pad", "pax.nn.pad", "Padding functions for the convolutions."),
     ("pax.nets", "nets", "pax.nets: networks", "Whole networks built from pax.nn."),
     (
         "pax.initializers",

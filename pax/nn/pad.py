@@ -11,11 +11,14 @@ of them, one per spatial axis):
 ((2, 0),)
 """
 
-from ._pad import PadFn as PadFn
+from . import _pad
 from ._pad import causal as causal
 from ._pad import full as full
 from ._pad import reverse_causal as reverse_causal
 from ._pad import same as same
 from ._pad import valid as valid
+
+#: A padding function: ``pad_fn(effective_kernel_size) -> (before, after)``.
+PadFn = _pad.PadFn
 
 __all__ = ["PadFn", "causal", "full", "reverse_causal", "same", "valid"]
