@@ -320,7 +320,9 @@ class _Spec:
 
     def _first_make(self, children) -> Module:
         """Compile ``make`` for this spec, then build the first instance."""
-        if self.mixed:
+        if _can_defer_dict(self.cls, self.kinds):
+            self.make = _lazy_maker(self)
+        elif self.mixed:
             self.make = self._make_mixed
         else:
             layout = tuple((n, k != _STATIC) for n, k in self.kinds.items())
@@ -341,10 +343,14 @@ class _Spec:
         return obj
 
     def build_dict(self, children) -> dict:
-        d = self.static.copy()
+        """The ``__dict__`` these children and this spec describe, in
+        attribute order."""
         if not self.mixed:
+            d = dict.fromkeys(self.kinds)  # fixes the attribute order
+            d.update(self.static)
             d.update(zip(self.child_names, children))
             return d
+        d = self.static.copy()
         it = iter(children)
         for n in self.child_names:
             if n in self.mixed:
@@ -412,6 +418,36 @@ def _unflatten(spec: _Spec, children) -> Module:
     # instance with no classification, no lookups and no session slot (an
     # unset session slot means "immutable", see `_session_of`).
     return spec.make(children)
+
+
+def _can_defer_dict(cls: type, names: Any) -> bool:
+    """Whether instances of ``cls`` with these attribute names may be built
+    without their dict (`_lazy_maker`): normal attribute lookup must fail
+    for every such name, so that it reaches `Module.__getattr__`, which
+    builds the dict. A class attribute of the same name (a default the
+    instance overrides) or a custom ``__getattr__``/``__getattribute__``
+    rules that out; those specs build the dict eagerly."""
+    if cls.__getattr__ is not Module.__getattr__:
+        return False
+    if cls.__getattribute__ is not object.__getattribute__:
+        return False
+    return not any(hasattr(cls, n) for n in names)
+
+
+def _lazy_maker(spec: _Spec) -> Callable:
+    """``make(children)`` for a spec whose instances defer their dict: the
+    instance holds only its ``(children, spec)`` pair (what flatten returns)
+    until an attribute is read (see `Module.__getattr__`, `_dict_of`). A
+    jitted step's output modules are usually flattened again for the next
+    step without any attribute being read, so they never build a dict."""
+    cls, new, set_flat = spec.cls, _new_object, _set_flat
+
+    def make(children):
+        obj = new(cls)
+        set_flat(obj, (children, spec))
+        return obj
+
+    return make
 
 
 # Compiled constructors, one per attribute layout: a tuple of (name, is_child)
@@ -625,7 +661,7 @@ class _ModuleMeta(type):
         obj = cls.__new__(cls)
         _set_session(obj, _INIT)
         _set_spec(obj, None)
-        d = obj.__dict__
+        d = _get_raw_dict(obj)
         d["_training"] = True
         d["name"] = None
         depth = getattr(_construction, "depth", 0)
@@ -792,7 +828,17 @@ def _map_modules(module: T, fn: Callable[[Module], Module]) -> T:
     return fn(_new_like(module, d, spec))
 
 
-class Module(metaclass=_ModuleMeta):
+class _ModuleBase:
+    """The storage of a module: its attribute dict and the two core slots.
+
+    ``Module`` replaces the ``__dict__`` attribute by a property (see
+    `_module_dict`), so the raw descriptors are read from this class.
+    """
+
+    __slots__ = ("__dict__", "__weakref__", "_pax_flat", "_pax_session")
+
+
+class Module(_ModuleBase, metaclass=_ModuleMeta):
     """Base class of every PAX module: a Python object that is a pytree.
 
     Create parameters in ``__init__`` from explicit sizes and an rng key. After
@@ -841,7 +887,7 @@ class Module(metaclass=_ModuleMeta):
     (3,)
     """
 
-    __slots__ = ("__dict__", "__weakref__", "_pax_flat", "_pax_session")
+    __slots__ = ()
 
     #: Keep this class in float32 under :func:`pax.apply_mp_policy` (see above).
     keep_float32_under_mixed_precision: ClassVar[bool] = False
@@ -856,6 +902,31 @@ class Module(metaclass=_ModuleMeta):
         """Set the module's name (``None`` by default)."""
         self.name = name
 
+    # -- the attribute dict, built on first use -----------------------------
+    # An instance rebuilt by ``unflatten`` starts with no attribute dict, only
+    # its ``(children, spec)`` pair (see `_lazy_maker`); the dict is built the
+    # first time an attribute, ``__dict__`` or ``vars()`` is read.
+    @property
+    def __dict__(self) -> dict:  # type: ignore[override]
+        return _dict_of(self)
+
+    @__dict__.setter
+    def __dict__(self, d: dict) -> None:
+        _set_dict(self, d)
+
+    def __getattr__(self, name: str) -> Any:
+        # Reached only when normal lookup failed: build the dict of an
+        # instance rebuilt by ``unflatten`` and look again.
+        if not _get_raw_dict(self):
+            d = _dict_of(self)
+            if name in d:
+                return d[name]
+        raise AttributeError(
+            f"{type(self).__name__!r} object has no attribute {name!r}",
+            name=name,
+            obj=self,
+        )
+
     # -- immutability -----------------------------------------------------
     def __setattr__(self, name: str, value: Any) -> None:
         try:
@@ -863,13 +934,13 @@ class Module(metaclass=_ModuleMeta):
         except AttributeError:  # never set: built by unflatten, immutable
             session = None
         if session is _INIT:
-            self.__dict__[name] = value
+            _get_raw_dict(self)[name] = value
             return
         if session is None:
             raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
         spec = _get_flat(self)[1]
         kind = spec.kinds.get(name)
-        d = self.__dict__
+        d = _dict_of(self)
         if type(value) is _ArrayImpl or isinstance(value, _ARRAY_TYPES):
             if type(value) is np.ndarray:
                 value = freeze(value)
@@ -902,7 +973,7 @@ class Module(metaclass=_ModuleMeta):
     @property
     def training(self) -> bool:
         """True in training mode (the default), False after :meth:`eval`."""
-        return self.__dict__["_training"]
+        return _dict_of(self)["_training"]
 
     def __repr__(self) -> str:
         return self.__dict__.get("_pax_repr", type(self).__name__)
@@ -1144,13 +1215,33 @@ jax.tree_util.register_pytree_with_keys(
     Module, _flatten_with_keys, _unflatten, _flatten
 )
 
-_slot_flat = Module.__dict__["_pax_flat"]
-_slot_session = Module.__dict__["_pax_session"]
+_slot_flat = _ModuleBase.__dict__["_pax_flat"]
+_slot_session = _ModuleBase.__dict__["_pax_session"]
 _get_flat = _slot_flat.__get__
 _set_flat = _slot_flat.__set__
 _get_session = _slot_session.__get__
 _set_session = _slot_session.__set__
-_set_dict = Module.__dict__["__dict__"].__set__
+_slot_dict = _ModuleBase.__dict__["__dict__"]
+_get_raw_dict = _slot_dict.__get__
+_set_dict = _slot_dict.__set__
+
+
+def _dict_of(module: Module) -> dict:
+    """The attribute dict of ``module``, built first if ``unflatten`` left it
+    out (an empty raw dict and a ``(children, spec)`` pair)."""
+    d = _get_raw_dict(module)
+    if d:
+        return d
+    try:
+        flat = _get_flat(module)
+    except AttributeError:  # not built by PAX (object.__new__ alone)
+        return d
+    if flat is not None:
+        built = flat[1].build_dict(flat[0])
+        if built:
+            _set_dict(module, built)
+            return built
+    return d
 
 
 def _get_spec(module: Module) -> _Spec | None:

@@ -15,6 +15,7 @@ from .frozen import FrozenDict, FrozenList
 from .module import (
     Module,
     _ArrayImpl,
+    _dict_of,
     _get_flat,
     _new_object,
     _set_dict,
@@ -84,7 +85,7 @@ class _Session:
     def _copy_module(self, module: Module) -> Module:
         flat = _get_flat(module)
         spec = flat[1]
-        d = module.__dict__.copy()
+        d = _dict_of(module).copy()
         changed = False
         for name in spec.child_names:
             value = d[name]
