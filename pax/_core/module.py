@@ -940,7 +940,7 @@ class Module(_ModuleBase, metaclass=_ModuleMeta):
             raise MutationError(_MUTATION_MSG.format(name=name, module=repr(self)))
         spec = _get_flat(self)[1]
         kind = spec.kinds.get(name)
-        d = _dict_of(self)
+        d = _get_raw_dict(self)  # a session's copy always has its dict
         if type(value) is _ArrayImpl or isinstance(value, _ARRAY_TYPES):
             if type(value) is np.ndarray:
                 value = freeze(value)
