@@ -270,6 +270,20 @@ def _single_ema(m: Any) -> None:
         )
 
 
+def _haiku_forget_gate_bias(m: Any) -> None:
+    # hk.LSTM and hk.ConvNDLSTM add a fixed 1.0 to the forget gate; weights
+    # taken from (or given to) a native LSTM with another bias would compute
+    # something else under the same names.
+    if m.forget_gate_bias != 1.0:
+        raise ValueError(
+            f"{type(m).__name__}: Haiku's LSTMs add a fixed forget gate bias of "
+            f"1.0, but this one has forget_gate_bias={m.forget_gate_bias}, so "
+            "the same weights would compute a different recurrence. Build the "
+            "native LSTM with forget_gate_bias=1.0 to exchange weights with "
+            "Haiku."
+        )
+
+
 def _conv_lstm_name(m: Any) -> str:
     return camel_to_snake(f"Conv{m.num_spatial_dims}DLSTM")
 
@@ -366,7 +380,12 @@ RECORDS: dict[type, HaikuTwin] = {
             ),
             scope="/",
         ),
-        HaikuTwin(nn.LSTM, children=(Child(".linear", "linear"),), scope="/"),
+        HaikuTwin(
+            nn.LSTM,
+            children=(Child(".linear", "linear"),),
+            scope="/",
+            check=_haiku_forget_gate_bias,
+        ),
         HaikuTwin(
             nn.GRU,
             leaves=(Leaf(".w_i", "w_i"), Leaf(".w_h", "w_h"), Leaf(".b", "b")),
@@ -379,6 +398,7 @@ RECORDS: dict[type, HaikuTwin] = {
                 Child(".hidden_to_hidden", "hidden_to_hidden"),
             ),
             scope="/",
+            check=_haiku_forget_gate_bias,
         ),
         HaikuTwin(nets.VectorQuantizer, leaves=(Leaf(".embeddings", "embeddings"),)),
         HaikuTwin(

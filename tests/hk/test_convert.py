@@ -521,6 +521,26 @@ def test_modules_without_a_haiku_twin_are_refused():
         phk.to_haiku_params(sn_tree)
 
 
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda bias: nn.LSTM(3, 4, forget_gate_bias=bias, rng_key=KEY),
+        lambda bias: nn.Conv2DLSTM((5, 5, 3), 4, 3, forget_gate_bias=bias, rng_key=KEY),
+    ],
+    ids=["LSTM", "Conv2DLSTM"],
+)
+def test_lstm_weights_cross_only_with_haikus_forget_gate_bias(build):
+    # Haiku adds a fixed 1.0 to the forget gate: weights moved to or from an
+    # LSTM with another bias would compute a different recurrence.
+    params, state = phk.to_haiku_params(build(1.0))
+    assert params
+    for bias in (0.0, 0.5):
+        with pytest.raises(ValueError, match=f"forget_gate_bias={bias}"):
+            phk.to_haiku_params(build(bias))
+        with pytest.raises(ValueError, match="forget_gate_bias=1.0"):
+            phk.from_haiku_params(build(bias), params, state)
+
+
 class Backbone(pax.Module):
     """An image net next to a rank-2 BatchNorm: each keeps its own rank."""
 
