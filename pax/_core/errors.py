@@ -31,3 +31,9 @@ class LeakedTracerError(ValueError):
     transformation on a module, instead of returning it from the transformed
     function.
     """
+
+
+# Exported as ``pax.MutationError`` etc.: tracebacks and reprs name them so.
+for _cls in (MutationError, UnknownAttributeError, LeakedTracerError):
+    _cls.__module__ = "pax"
+del _cls

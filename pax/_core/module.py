@@ -654,6 +654,19 @@ def constructing() -> bool:
 class _ModuleMeta(type):
     """Runs ``__init__`` in an open (mutable) state, then freezes the module."""
 
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        # ``inspect.signature(SomeModule)`` (help(), IDEs, the API reference)
+        # would otherwise show this metaclass's ``__call__(*args, **kwargs)``
+        try:
+            try:  # annotations evaluated, as inspect gives for functions
+                sig = inspect.signature(cls.__init__, eval_str=True)
+            except NameError:  # a name imported only for type checkers
+                sig = inspect.signature(cls.__init__)
+        except (TypeError, ValueError):  # no signature: let inspect fall back
+            raise AttributeError("__signature__") from None
+        return sig.replace(parameters=list(sig.parameters.values())[1:])
+
     def __call__(cls, *args, **kwargs):
         rng_key = kwargs.get("rng_key")
         if rng_key is not None:

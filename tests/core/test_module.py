@@ -435,3 +435,23 @@ def test_repr_summarises_arrays_inside_container_arguments():
     big = jnp.arange(1000.0).reshape(10, 100)
     text = repr(Holder({"a": big, "b": [jnp.zeros(2, jnp.int32), "x"]}))
     assert text == "Holder(tree={'a': float32[10, 100], 'b': [int32[2], 'x']}, n=3)"
+
+
+def test_signature_of_a_module_class_is_its_constructors():
+    import inspect
+
+    sig = inspect.signature(Affine)
+    init = inspect.signature(Affine.__init__)
+    assert list(sig.parameters) == list(init.parameters)[1:]  # without self
+    assert sig.parameters["rng_key"].default is None
+    assert "*args" not in str(inspect.signature(pax.nn.Linear))
+    assert list(inspect.signature(pax.nn.Linear).parameters)[:2] == [
+        "in_dim",
+        "out_dim",
+    ]
+
+
+def test_core_exceptions_are_named_from_the_pax_namespace():
+    for cls in (pax.MutationError, pax.LeakedTracerError, pax.UnknownAttributeError):
+        assert cls.__module__ == "pax" and getattr(pax, cls.__name__) is cls
+        assert repr(cls) == f"<class 'pax.{cls.__name__}'>"
