@@ -23,6 +23,8 @@ Array(1., dtype=float32)
 
 from __future__ import annotations
 
+__all__ = ["Config", "get_config", "set", "context"]
+
 import contextlib
 import dataclasses
 

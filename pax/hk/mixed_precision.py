@@ -10,6 +10,8 @@ creator, as in Haiku.
 
 from __future__ import annotations
 
+__all__ = ["set_policy", "get_policy", "clear_policy", "current_policy", "push_policy"]
+
 import contextlib
 import threading
 from typing import Any

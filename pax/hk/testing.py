@@ -3,6 +3,8 @@ transform boilerplate (for tests and notebooks)."""
 
 from __future__ import annotations
 
+__all__ = ["transform_and_run"]
+
 import functools
 from collections.abc import Callable
 from typing import Any
