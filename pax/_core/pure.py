@@ -15,8 +15,8 @@ from .frozen import FrozenDict, FrozenList
 from .module import (
     Module,
     _ArrayImpl,
-    _dict_of,
     _get_flat,
+    _get_raw_dict,
     _new_object,
     _set_dict,
     _set_flat,
@@ -85,7 +85,10 @@ class _Session:
     def _copy_module(self, module: Module) -> Module:
         flat = _get_flat(module)
         spec = flat[1]
-        d = _dict_of(module).copy()
+        d = _get_raw_dict(module)
+        # a module rebuilt by unflatten may have no dict yet: build the copy's
+        # from its (children, spec) pair and leave the original as it is
+        d = d.copy() if d else spec.build_dict(flat[0])
         changed = False
         for name in spec.child_names:
             value = d[name]

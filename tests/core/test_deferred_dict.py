@@ -96,6 +96,8 @@ def test_rebuilt_module_computes_like_the_original():
     )
     rebuilt = jax.tree_util.tree_map(lambda a: a, net)
     new, y = pax.purecall(rebuilt, x)
+    # the copy got its own dict; the original still has none
+    assert not _get_raw_dict(rebuilt) and _get_raw_dict(new)
     np.testing.assert_allclose(y, expected, rtol=1e-6)
     assert int(new.count) == 1 and int(rebuilt.count) == 0
     # the output of a jitted step is a deferred module too; use it again
