@@ -3,7 +3,8 @@
 Measures, in one run:
   1. flatten + unflatten of a 200-layer model (400 leaves);
   2. steady-state dispatch of ``jax.jit(f)(model, x)`` with trivial compute,
-     for a 200-layer model and for a 3-layer MLP;
+     for a 200-layer model and for a 3-layer MLP, and of a jitted step that
+     returns the model it was given (a training loop's shape);
   3. ``pax.purecall`` overhead (eager, and inside ``jax.jit``);
   4. an eager (op-by-op) 784-512-512-10 MLP forward, ``pax.nets.MLP`` against
      the same ``jnp`` formula on a dict, at batch 1 and 128;
@@ -222,6 +223,22 @@ def main() -> None:
             n,
             goal=1.15,
         )
+    # a training loop's shape: the jitted step returns the model it was given
+    # (its output modules are unflattened, then flattened at the next call)
+    step = jax.jit(lambda tree, x: (tree, x + 1))
+    model, raw = build(200)
+    state = {"pax": model, "raw": raw}
+
+    def loop_step(name):
+        state[name], y = step(state[name], x)
+        return y.block_until_ready()
+
+    report(
+        "   jit step returning the model, 200 layers",
+        {"pax": lambda: loop_step("pax"), "raw": lambda: loop_step("raw")},
+        r,
+        n,
+    )
     model, raw = build(3)
     fwd_pax = jax.jit(lambda m, x: m(x))
     fwd_raw = jax.jit(raw_forward)
