@@ -3,7 +3,8 @@
 ``apply_mp_policy(module, policy)`` returns the module with every submodule
 wrapped (the module itself included): each wrapped module's class is swapped
 for a cached subclass whose ``__call__`` casts floating inputs and the
-module's own floating arrays to ``policy.compute_dtype``, runs the original
+module's own floating arrays (held directly or inside lists, tuples and dicts
+it holds) to ``policy.compute_dtype``, runs the original
 ``__call__`` and casts floating outputs to ``policy.output_dtype``. Floating
 arrays are *stored* in ``policy.param_dtype``. Modules whose class sets
 ``keep_float32_under_mixed_precision = True`` (the normalization layers do;
@@ -55,9 +56,62 @@ def _is_float_array(x: Any) -> bool:
     )
 
 
+def _holds_float_arrays(value: Any) -> bool:
+    """An array, or a container (not a module) with a floating array among
+    its leaves (submodules inside it are not looked into)."""
+    if isinstance(value, Module):
+        return False
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return _is_float_array(value)
+    leaves = jax.tree_util.tree_leaves(value, is_leaf=_is_module)
+    return any(_is_float_array(x) for x in leaves)
+
+
 def _own_float_arrays(module: Module) -> dict[str, Any]:
+    """The module's attributes holding floating arrays of its own: arrays and
+    containers of them (``[w1, w2]``, ``{"w": w}``, a list mixing submodules
+    and arrays), in attribute order."""
     d = module.__dict__
-    return {n: d[n] for n in _get_spec(module).child_names if _is_float_array(d[n])}
+    return {n: d[n] for n in _get_spec(module).child_names if _holds_float_arrays(d[n])}
+
+
+def _is_module(x: Any) -> bool:
+    return isinstance(x, Module)
+
+
+def _cast(value: Any, dtype: Any) -> Any:
+    """``value`` (an array or a container) with its floating arrays in ``dtype``."""
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return value.astype(dtype)
+    return jax.tree_util.tree_map(
+        lambda x: x.astype(dtype) if _is_float_array(x) else x,
+        value,
+        is_leaf=_is_module,
+    )
+
+
+def _dtypes_of(value: Any) -> Any:
+    """What `_cast_back` needs: the dtype name of an array, or a tuple of the
+    floating leaves' dtype names (None for other leaves) of a container."""
+    if isinstance(value, (jax.Array, np.ndarray)):
+        return str(value.dtype)
+    leaves = jax.tree_util.tree_leaves(value, is_leaf=_is_module)
+    return tuple(str(x.dtype) if _is_float_array(x) else None for x in leaves)
+
+
+def _cast_back(value: Any, dtypes: Any) -> Any:
+    """Undo `_cast` with what `_dtypes_of` recorded. A container whose leaves
+    changed in number since is returned as it is."""
+    if isinstance(dtypes, str):
+        return value.astype(dtypes) if _is_float_array(value) else value
+    leaves, treedef = jax.tree_util.tree_flatten(value, is_leaf=_is_module)
+    if len(leaves) != len(dtypes):
+        return value
+    leaves = [
+        x.astype(dt) if dt is not None and _is_float_array(x) else x
+        for x, dt in zip(leaves, dtypes)
+    ]
+    return jax.tree_util.tree_unflatten(treedef, leaves)
 
 
 def _rebuild(cls: type, d: dict) -> Module:
@@ -83,7 +137,7 @@ def _wrapped_class(cls: type) -> type:
         # A private copy whose own arrays are in the compute dtype; it shares
         # submodules (wrapped themselves) and the session of `self`, so a
         # stateful call needs pure exactly as without the policy.
-        casted = {n: v.astype(policy.compute_dtype) for n, v in own.items()}
+        casted = {n: _cast(v, policy.compute_dtype) for n, v in own.items()}
         tmp = object.__new__(type(self))
         d = dict(self.__dict__)
         d.update(casted)
@@ -102,8 +156,8 @@ def _wrapped_class(cls: type) -> type:
         for name, value in tmp.__dict__.items():
             before = casted.get(name, self.__dict__.get(name))
             if value is not before:
-                if name in own and _is_float_array(value):
-                    value = value.astype(own[name].dtype)
+                if name in own:
+                    value = _cast_back(value, _dtypes_of(own[name]))
                 setattr(self, name, value)
         return policy.cast_to_output(out)
 
@@ -140,8 +194,8 @@ def _wrap_one(module: Module, policy: jmp.Policy) -> Module:
     d = dict(module.__dict__)
     dtypes = dict(d.pop(_DTYPES, ()))
     for name, value in _own_float_arrays(module).items():
-        dtypes.setdefault(name, str(value.dtype))
-        d[name] = value.astype(policy.param_dtype)
+        dtypes.setdefault(name, _dtypes_of(value))
+        d[name] = _cast(value, policy.param_dtype)
     d[_POLICY] = policy
     d[_DTYPES] = tuple(sorted(dtypes.items()))
     return _rebuild(_wrapped_class(cls), d)
@@ -173,7 +227,8 @@ def apply_mp_policy(module: M, mp_policy: jmp.Policy) -> M:
     """Run ``module`` (and every submodule) under a jmp mixed-precision policy.
 
     Floating arrays are stored in ``param_dtype``; each call casts floating
-    inputs and the module's own arrays to ``compute_dtype`` and floating
+    inputs and the module's own arrays (directly or in containers it holds:
+    ``self.ws = [w1, w2]``) to ``compute_dtype`` and floating
     outputs to ``output_dtype``. Modules whose class sets
     ``keep_float32_under_mixed_precision = True`` (the normalization layers
     BatchNorm, LayerNorm, InstanceNorm, GroupNorm, RMSNorm and their
@@ -227,9 +282,9 @@ def _unwrap_one(module: Module) -> Module:
         return module
     d = dict(module.__dict__)
     d.pop(_POLICY, None)
-    for name, dtype in d.pop(_DTYPES, ()):
-        if name in d and _is_float_array(d[name]):
-            d[name] = d[name].astype(dtype)
+    for name, dtypes in d.pop(_DTYPES, ()):
+        if name in d:
+            d[name] = _cast_back(d[name], dtypes)
     return _rebuild(original, d)
 
 

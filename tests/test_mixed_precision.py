@@ -342,3 +342,72 @@ def test_unrolls_keep_the_carry_in_the_initial_state_dtype(name, key):
     jitted = jax.jit(lambda m, xs, s: pax.nn.dynamic_unroll(m, xs, s))
     final, _ = jitted(mp, xs, state0)
     assert set(_dtypes(final)) == {jnp.dtype(jnp.float32)}
+
+
+class Containers(pax.Module):
+    """Arrays held in containers: a list, a dict, and a list mixing a
+    submodule with an array; a counter dict of state updated by the call."""
+
+    def __init__(self, key):
+        super().__init__()
+        k1, k2, k3 = jax.random.split(key, 3)
+        self.ws = [jax.random.normal(k1, (3, 4)), jnp.arange(4, dtype=jnp.float32)]
+        self.head = {"w": jax.random.normal(k2, (4, 2)), "steps": jnp.array(0)}
+        self.mixed = [pax.Linear(2, 2, rng_key=k3), jnp.full((2,), 0.5)]
+        self.seen = {"last": jnp.zeros((2,))}
+
+    def __call__(self, x):
+        # record the dtypes the body computes with
+        self.seen = {"last": jnp.zeros((2,), self.mixed[1].dtype) + x[0, :2]}
+        h = x @ self.ws[0] + self.ws[1][None]
+        y = h @ self.head["w"]
+        return self.mixed[0](y) * self.mixed[1][None]
+
+
+def test_arrays_inside_containers_follow_the_policy(key):
+    model = Containers(key)
+    bf = jnp.bfloat16
+    policy = jmp.get_policy("params=bfloat16,compute=bfloat16,output=float32")
+    mp = pax.apply_mp_policy(model, policy)
+    # stored in the param dtype; integer leaves untouched
+    assert mp.ws[0].dtype == bf and mp.ws[1].dtype == bf
+    assert mp.head["w"].dtype == bf and mp.head["steps"].dtype == jnp.int32
+    assert mp.mixed[1].dtype == bf and mp.mixed[0].weight.dtype == bf
+    x = jax.random.normal(key, (5, 3))
+    new, y = pax.purecall(mp, x)
+    assert y.dtype == jnp.float32
+    # the state the body wrote (in the compute dtype) is stored back in the
+    # dtype it is stored in, the param dtype
+    assert new.seen["last"].dtype == bf
+    np.testing.assert_allclose(new.seen["last"], x[0, :2].astype(bf), rtol=1e-2)
+    # an independent computation in bfloat16 with the module's own weights
+    w0, b0 = (a.astype(bf) for a in model.ws)
+    lin = model.mixed[0]
+    h = x.astype(bf) @ w0 + b0[None]
+    z = h @ model.head["w"].astype(bf)
+    z = z @ lin.weight.astype(bf) + lin.bias.astype(bf)[None]
+    expected = (z * model.mixed[1].astype(bf)[None]).astype(jnp.float32)
+    np.testing.assert_allclose(y, expected, rtol=1e-2, atol=1e-2)
+    # unwrap gives float32 containers back (values rounded through bfloat16)
+    back = pax.unwrap_mp_policy(new)
+    assert type(back) is Containers
+    assert back.ws[0].dtype == jnp.float32 and back.head["w"].dtype == jnp.float32
+    assert back.mixed[1].dtype == jnp.float32 and back.seen["last"].dtype == jnp.float32
+    np.testing.assert_allclose(back.ws[0], model.ws[0], rtol=1e-2)
+
+
+def test_a_shared_dict_of_arrays_follows_the_policy(key):
+    w = jax.random.normal(key, (3, 3))
+    tied = pax.Shared(
+        {"a": w, "b": w.T},
+        where=lambda t: t["b"],
+        get=lambda t: t["a"].T,
+    )
+    policy = jmp.get_policy("params=bfloat16,compute=bfloat16,output=bfloat16")
+    mp = pax.apply_mp_policy(tied, policy)
+    assert mp.tree["a"].dtype == jnp.bfloat16
+    assert mp.rebuild()["b"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(
+        mp.rebuild()["b"].astype(jnp.float32),
+        w.T.astype(jnp.bfloat16).astype(jnp.float32),
+    )
