@@ -28,6 +28,7 @@ import numpy as np
 
 from ._core.module import Module, is_module
 from ._core.pure import pure
+from ._core.shared import Shared
 
 __all__ = ["tabulate"]
 
@@ -171,7 +172,10 @@ class _Recorder:
             return original(module, *args, **kwargs)
         self.stack.append(module)
         try:
-            out = original(module, *args, **kwargs)
+            if isinstance(module, Shared):
+                out = self._call_shared(original, module, path, args, kwargs)
+            else:
+                out = original(module, *args, **kwargs)
         except TabulateError:
             raise
         except Exception as e:  # noqa: BLE001 - re-raised with the module named
@@ -188,6 +192,23 @@ class _Recorder:
             self.stack.pop()
         self.outputs.setdefault(path, []).append(_describe(out))
         return out
+
+    def _call_shared(self, original, module, path, args, kwargs):
+        # A Shared calls a tree it rebuilds (and copies) on every call, so its
+        # submodules are new objects: call that tree here, after telling the
+        # recorder their paths (``<path>.tree...``, as the table lists them).
+        # Only the output matters: tabulate discards every state change.
+        tree = module.rebuild()
+        if not isinstance(tree, Module):
+            return original(module, *args, **kwargs)
+        prefix = f"{path}.tree"
+
+        def run(copy):
+            for key, sub_path in _module_paths(copy).items():
+                self.paths.setdefault(key, prefix + sub_path)
+            return copy(*args, **kwargs)
+
+        return pure(run)(tree)
 
 
 def _recording_call(original):

@@ -187,3 +187,25 @@ def test_layer_stack_table_counts_every_stacked_layer():
     assert "LayerStack" in text
     total = next(line for line in text.splitlines() if line.startswith("total"))
     assert total.split()[1] == str(3 * (4 * 4 + 4))  # every stacked layer counted
+
+
+def test_submodules_of_a_shared_tree_show_their_outputs():
+    # a tied embedding (V = 10 tokens, D = 4) with a BatchNorm between, inside
+    # another module: [B] ids -> Embed [B, D] -> BatchNorm [B, D] -> the
+    # readout Linear, whose weight is the embedding's transpose, [B, V]
+    k1, k2 = jax.random.split(jax.random.PRNGKey(0))
+    net = pax.Sequential(
+        pax.Embed(10, 4, rng_key=k1), pax.BatchNorm(4), pax.Linear(4, 10, rng_key=k2)
+    )
+    tied = pax.Shared(net, where=".layers[2].weight", get=lambda t: t[0].weight.T)
+    outer = pax.Sequential(tied, pax.Linear(10, 3, rng_key=k2))
+    rows = parse(pax.tabulate(outer, jnp.array([1, 2, 3])))
+    assert rows[".layers[0]"]["output"] == "float32[3, 10]"
+    assert rows[".layers[0].tree"]["output"] == "float32[3, 10]"
+    assert rows[".layers[0].tree.layers[0]"]["output"] == "float32[3, 4]"
+    assert rows[".layers[0].tree.layers[1]"]["output"] == "float32[3, 4]"
+    assert rows[".layers[0].tree.layers[1].mean_ema"]["output"] == "float32[4]"
+    assert rows[".layers[0].tree.layers[2]"]["output"] == "float32[3, 10]"
+    assert rows[".layers[1]"]["output"] == "float32[3, 3]"
+    # the tied weight is counted once: Embed 40, BatchNorm 8, Linear bias 10
+    assert count(rows[".layers[0]"]["params"]) == 40 + 8 + 10
