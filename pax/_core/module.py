@@ -844,8 +844,9 @@ def _map_modules(module: T, fn: Callable[[Module], Module]) -> T:
 class _ModuleBase:
     """The storage of a module: its attribute dict and the two core slots.
 
-    ``Module`` replaces the ``__dict__`` attribute by a property (see
-    `_module_dict`), so the raw descriptors are read from this class.
+    ``Module`` replaces the ``__dict__`` attribute by a property that builds
+    a deferred dict first (see `_dict_of`), so the raw slot descriptors are
+    read from this class (`_get_raw_dict`, `_set_dict`, `_get_flat`, ...).
     """
 
     __slots__ = ("__dict__", "__weakref__", "_pax_flat", "_pax_session")
