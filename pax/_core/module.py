@@ -924,10 +924,6 @@ class Module(_ModuleBase, metaclass=_ModuleMeta):
     def __dict__(self) -> dict:  # type: ignore[override]
         return _dict_of(self)
 
-    @__dict__.setter
-    def __dict__(self, d: dict) -> None:
-        _set_dict(self, d)
-
     def __getattr__(self, name: str) -> Any:
         # Reached only when normal lookup failed: build the dict of an
         # instance rebuilt by ``unflatten`` and look again.
